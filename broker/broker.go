@@ -1,0 +1,75 @@
+// Package broker defines the device side of a hub: a [Broker] speaks a
+// device protocol (MQTT in broker/mqtt, HTTPS in broker/https), turns
+// packets into [hubkit.Message]s and back in IoT Hub's dialect, and talks to
+// the hub through the small [Hub] interface.
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/queue"
+)
+
+// A Broker serves devices on one protocol.
+//
+// Start binds the broker's listeners and returns once devices can connect;
+// ctx bounds startup only. Shutdown stops accepting, lets messages already
+// handed to the hub finish and their acknowledgements go out, closes every
+// connection and waits for the broker's goroutines; when ctx ends first it
+// falls back to Close and returns ctx.Err(). Close stops at once. Both are
+// idempotent; afterwards every method returns hubkit.ErrClosed.
+type Broker interface {
+	Start(ctx context.Context, h Hub) error
+	// Disconnect closes every connection of the identity (a device when
+	// moduleID is empty), as when it is disabled or deleted.
+	Disconnect(deviceID, moduleID string)
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// Hub is what a broker needs from the hub. The hub implements it; tests may
+// implement it over a queue. All methods are safe for concurrent use.
+type Hub interface {
+	// Authenticator checks every connection attempt (every request on HTTPS).
+	auth.Authenticator
+
+	// Ingest hands over a device-to-cloud message from an authenticated
+	// identity. It does not wait for storage: done is called exactly once,
+	// from another goroutine, with nil once the message is durable (the
+	// broker may then acknowledge it) or with an error wrapping a
+	// hubkit.Error if it was refused. For one caller, done calls come in the
+	// order of the Ingest calls. Ingest does not keep msg after it returns.
+	Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error))
+
+	// Connected and Disconnected report a device connection's state for
+	// connection-state events and the registry. On one identity they are
+	// called in order; a replaced connection is reported disconnected
+	// before its replacement is reported connected.
+	Connected(ctx context.Context, id auth.Identity)
+	Disconnected(ctx context.Context, id auth.Identity)
+
+	// ReceiveC2D locks the next cloud-to-device message of the device for
+	// lock. Unless noWait, it waits until one is available or ctx ends;
+	// with noWait it returns queue.ErrEmpty when none is.
+	ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error)
+
+	// Settle ends a delivery: complete, reject, abandon, or release (back
+	// to the queue without counting a delivery, as when a connection ends
+	// before the device settled). An unknown or expired lock token gives an
+	// error wrapping hubkit.ErrDeviceMessageLockLost.
+	Settle(ctx context.Context, deviceID, lockToken string, how Settlement) error
+}
+
+// Settlement is how a device ends a C2D delivery.
+type Settlement uint8
+
+// The ways a C2D delivery ends.
+const (
+	Complete Settlement = iota + 1
+	Reject
+	Abandon
+	Release
+)
