@@ -1,0 +1,256 @@
+// Package brokertest provides a small, honest [broker.Hub] for testing and
+// benchmarking brokers without the whole hub: device-to-cloud messages are
+// appended to a [queue.Streams] by one group-committing goroutine, and
+// cloud-to-device messages come from [queue.DeviceQueues], one queue per
+// device id.
+package brokertest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/queue"
+)
+
+// Stream is the stream Hub appends device-to-cloud messages to, all in
+// partition 0.
+const Stream = "events"
+
+// ConnEvent records one Connected or Disconnected call.
+type ConnEvent struct {
+	// Connected is true for Connected, false for Disconnected.
+	Connected bool
+	// Identity is the identity the call reported.
+	Identity auth.Identity
+}
+
+// Hub is a [broker.Hub] over an [auth.Authenticator] and a
+// [queue.DurableQueue]. Ingest hands messages to one committer goroutine
+// that appends everything pending in a single [queue.Streams.Append] (one
+// durable write for many messages) and then calls the done callbacks in
+// Ingest order. Hub stamps the hub-owned system properties of messages.go
+// §3 except dt-dataschema, which the broker sets. All methods are safe for
+// concurrent use.
+type Hub struct {
+	auth auth.Authenticator
+	q    queue.DurableQueue
+
+	ctx    context.Context // cancelled by Close; bounds Append
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: pending is not empty
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards the fields below
+	pending []ingest
+	closed  bool
+	events  []ConnEvent
+	waiters []chan struct{} // closed on the next event
+}
+
+type ingest struct {
+	msg  *hubkit.Message
+	done func(error)
+}
+
+var _ broker.Hub = (*Hub)(nil)
+
+// New returns a Hub that authenticates with a and stores messages in q, and
+// starts its committer goroutine; Close stops it. The Hub does not close q.
+func New(a auth.Authenticator, q queue.DurableQueue) *Hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{auth: a, q: q, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	h.wg.Add(1)
+	go h.commit()
+	return h
+}
+
+// Close stops the committer after the batch it is writing, fails the
+// messages still pending with hubkit.ErrClosed and waits for the committer
+// to end. Later Ingest calls fail with hubkit.ErrClosed. Close is idempotent.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+	h.mu.Lock()
+	rest := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	for _, in := range rest {
+		in.done(hubkit.ErrClosed)
+	}
+	return nil
+}
+
+// Authenticate calls the Hub's Authenticator.
+func (h *Hub) Authenticate(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
+	return h.auth.Authenticate(ctx, c)
+}
+
+// Ingest validates msg (hubkit.ValidateD2C), stamps the connection
+// properties of id, the enqueued time and the Telemetry source on a copy,
+// and queues it for the committer. done gets nil once the message is
+// durable, or the validation or storage error.
+func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
+	if err := hubkit.ValidateD2C(msg); err != nil {
+		done(err)
+		return
+	}
+	m := msg.Clone()
+	s := &m.System
+	s.ConnectionDeviceID = id.DeviceID
+	s.ConnectionModuleID = id.ModuleID
+	s.ConnectionAuthGenerationID = id.GenerationID
+	s.ConnectionAuthMethod = id.Method.JSON()
+	s.MessageSource = hubkit.SourceTelemetry
+	s.EnqueuedTime = time.Now().UTC()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		done(hubkit.ErrClosed)
+		return
+	}
+	h.pending = append(h.pending, ingest{m, done})
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// commit is the committer goroutine: one Append per wake-up for everything
+// pending, then the done callbacks in order.
+func (h *Hub) commit() {
+	defer h.wg.Done()
+	var batch []ingest
+	var entries []queue.Entry
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.wake:
+		}
+		h.mu.Lock()
+		batch, h.pending = h.pending, batch[:0]
+		h.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		entries = entries[:0]
+		for _, in := range batch {
+			entries = append(entries, queue.Entry{Stream: Stream, Message: in.msg})
+		}
+		_, err := h.q.Append(h.ctx, entries)
+		if err != nil && h.ctx.Err() != nil {
+			err = errors.Join(hubkit.ErrClosed, err)
+		}
+		for i, in := range batch {
+			in.done(err)
+			batch[i] = ingest{}
+		}
+	}
+}
+
+// Connected records the call.
+func (h *Hub) Connected(ctx context.Context, id auth.Identity) { h.record(ConnEvent{true, id}) }
+
+// Disconnected records the call.
+func (h *Hub) Disconnected(ctx context.Context, id auth.Identity) { h.record(ConnEvent{false, id}) }
+
+func (h *Hub) record(e ConnEvent) {
+	h.mu.Lock()
+	h.events = append(h.events, e)
+	ws := h.waiters
+	h.waiters = nil
+	h.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// Events returns a copy of the Connected and Disconnected calls so far, in
+// call order.
+func (h *Hub) Events() []ConnEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ConnEvent(nil), h.events...)
+}
+
+// WaitEvents waits until at least n Connected or Disconnected calls were
+// made or ctx ends, and returns the calls so far.
+func (h *Hub) WaitEvents(ctx context.Context, n int) ([]ConnEvent, error) {
+	for {
+		h.mu.Lock()
+		if len(h.events) >= n {
+			ev := append([]ConnEvent(nil), h.events...)
+			h.mu.Unlock()
+			return ev, nil
+		}
+		w := make(chan struct{})
+		h.waiters = append(h.waiters, w)
+		h.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return h.Events(), ctx.Err()
+		}
+	}
+}
+
+// ReceiveC2D receives from the device's queue (named by the device id).
+func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
+	return h.q.Receive(ctx, deviceID, queue.ReceiveOptions{Lock: lock, NoWait: noWait})
+}
+
+// Settle settles a delivery of the device's queue.
+func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker.Settlement) error {
+	switch how {
+	case broker.Complete:
+		return h.q.Complete(ctx, deviceID, lockToken)
+	case broker.Reject:
+		return h.q.Reject(ctx, deviceID, lockToken)
+	case broker.Abandon:
+		_, err := h.q.Abandon(ctx, deviceID, lockToken)
+		return err
+	case broker.Release:
+		return h.q.Release(ctx, deviceID, lockToken)
+	}
+	return hubkit.ErrArgumentInvalid
+}
+
+// SendC2D enqueues msg for the device, as the hub's service API would, with
+// To set to the device's deviceBound address.
+func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message) error {
+	m := msg.Clone()
+	m.System.To = "/devices/" + deviceID + "/messages/deviceBound"
+	_, err := h.q.Enqueue(ctx, deviceID, m, queue.EnqueueOptions{})
+	return err
+}
+
+// Messages reads the device-to-cloud messages stored so far, waiting until
+// there are at least n of them or ctx ends.
+func (h *Hub) Messages(ctx context.Context, n int) ([]hubkit.Message, error) {
+	var out []hubkit.Message
+	var recs []queue.Record
+	for len(out) < n {
+		var err error
+		recs, err = h.q.Read(ctx, Stream, 0, uint64(len(out)), n-len(out), recs[:0])
+		if err != nil {
+			return out, err
+		}
+		for _, r := range recs {
+			out = append(out, r.Message)
+		}
+	}
+	return out, nil
+}
