@@ -1,0 +1,184 @@
+package https
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/broker"
+)
+
+// Options configure a [Broker]. The zero value is valid for [Broker.Handler];
+// [Broker.Start] also needs TLSConfig.
+type Options struct {
+	// Addr is the TCP address Start listens on, e.g. "127.0.0.1:8443".
+	// Empty means ":443", the only port the device SDKs dial.
+	Addr string
+
+	// TLSConfig is the server side of TLS, with Certificates or
+	// GetCertificate set. Start requires it; the broker uses a clone. When
+	// its ClientAuth is tls.NoClientCert, the clone asks for a client
+	// certificate (tls.RequestClientCert) so that X.509 devices can present
+	// one: the hub's Authenticator, not TLS, decides whether it is valid.
+	TLSConfig *tls.Config
+
+	// MaxMessageSize is the largest device-to-cloud message, and the largest
+	// batch, in bytes as counted by [hubkit.Message.Size]. Zero means
+	// [hubkit.MaxD2CSize] (256 KiB).
+	MaxMessageSize int
+
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// A Broker serves IoT Hub's HTTPS device API. Its methods are safe for
+// concurrent use.
+type Broker struct {
+	opts    Options // defaults filled in
+	log     *slog.Logger
+	now     func() time.Time // stamps error bodies; tests may replace it
+	closing atomic.Bool      // set by Shutdown and Close; handlers then refuse requests
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	srv    *http.Server // nil until Start
+	ln     net.Listener
+	group  errgroup.Group // runs Serve; joined by Shutdown and Close
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// New checks opts and returns a Broker. It binds nothing and starts no
+// goroutine: call Start, or mount Handler on a server of your own.
+func New(opts Options) (*Broker, error) {
+	var problems []error
+	if opts.MaxMessageSize < 0 {
+		problems = append(problems, fmt.Errorf("MaxMessageSize %d is negative", opts.MaxMessageSize))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("https: invalid options: %w", errors.Join(problems...))
+	}
+	if opts.Addr == "" {
+		opts.Addr = ":443"
+	}
+	if opts.MaxMessageSize == 0 {
+		opts.MaxMessageSize = hubkit.MaxD2CSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig = opts.TLSConfig.Clone()
+		if opts.TLSConfig.ClientAuth == tls.NoClientCert {
+			opts.TLSConfig.ClientAuth = tls.RequestClientCert
+		}
+	}
+	return &Broker{
+		opts: opts,
+		log:  opts.Logger.With("component", "broker", "protocol", "https"),
+		now:  time.Now,
+	}, nil
+}
+
+// Start listens on Options.Addr with TLS and serves the device API for h
+// until Shutdown or Close. It returns once the listener is bound; ctx bounds
+// only that. It fails when TLSConfig is nil, when the broker was started
+// before, and with hubkit.ErrClosed after Shutdown or Close.
+func (b *Broker) Start(ctx context.Context, h broker.Hub) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return hubkit.ErrClosed
+	case b.srv != nil:
+		return errors.New("https: already started")
+	case b.opts.TLSConfig == nil:
+		return errors.New("https: Options.TLSConfig is required to Start; without TLS, mount Handler on your own server")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", b.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("https: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           b.Handler(h),
+		TLSConfig:         b.opts.TLSConfig,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+	}
+	b.srv, b.ln = srv, ln
+	b.group.Go(func() error {
+		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("https: serve: %w", err)
+		}
+		return nil
+	})
+	b.log.LogAttrs(ctx, slog.LevelInfo, "listening", slog.String("addr", ln.Addr().String()))
+	return nil
+}
+
+// Addr returns the address Start bound, or nil before Start.
+func (b *Broker) Addr() net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return nil
+	}
+	return b.ln.Addr()
+}
+
+// Disconnect does nothing: HTTPS devices hold no session, and every request
+// is authenticated on its own, so a disabled or deleted device is refused
+// from its next request on.
+func (b *Broker) Disconnect(deviceID, moduleID string) {}
+
+// Shutdown stops accepting requests, waits for those in progress (a send
+// waits for the hub to report its messages durable) and closes every
+// connection. When ctx ends first it closes at once and returns ctx.Err().
+// It is idempotent; Handler's handlers answer 503 afterwards.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	srv, first := b.beginClose()
+	if srv == nil || !first {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return errors.Join(err, srv.Close(), b.group.Wait())
+	}
+	return b.group.Wait()
+}
+
+// Close closes the listener and every connection at once, also while a
+// Shutdown waits; requests in progress end without an answer. It is
+// idempotent; Handler's handlers answer 503 afterwards.
+func (b *Broker) Close() error {
+	srv, _ := b.beginClose()
+	if srv == nil {
+		return nil
+	}
+	return errors.Join(srv.Close(), b.group.Wait())
+}
+
+// beginClose marks the broker closed. It returns the server to stop, nil
+// before Start, and whether this was the first call.
+func (b *Broker) beginClose() (srv *http.Server, first bool) {
+	b.closing.Store(true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first = !b.closed
+	b.closed = true
+	if first && b.srv != nil {
+		b.log.Info("closing")
+	}
+	return b.srv, first
+}
