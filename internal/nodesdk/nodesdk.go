@@ -63,8 +63,8 @@ type Plan struct {
 	Transport string `json:"transport,omitempty"`
 	// TokenRenewal sets tokenRenewal {tokenValidTimeInSeconds,
 	// tokenRenewalMarginInSeconds} when TokenValidSeconds is not zero.
-	TokenValidSeconds   int `json:"tokenValidSeconds,omitempty"`
-	TokenMarginSeconds  int `json:"tokenMarginSeconds,omitempty"`
+	TokenValidSeconds  int `json:"tokenValidSeconds,omitempty"`
+	TokenMarginSeconds int `json:"tokenMarginSeconds,omitempty"`
 	// Send is sent in order with sendEvent, each after the previous was
 	// acknowledged.
 	Send []Message `json:"send,omitempty"`
