@@ -1,0 +1,444 @@
+package https_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/broker/brokertest"
+	"github.com/hubkit/hubkit/broker/https"
+)
+
+const apiVersion = "?api-version=2021-04-12"
+
+// do sends a request and returns the response with its body read.
+func do(t *testing.T, c *http.Client, method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
+// chunked hides the length of a body so that the client sends it chunked,
+// as the Node.js SDK does.
+type chunked struct{ io.Reader }
+
+var exceptionRE = regexp.MustCompile(`^Tracking ID:[A-Z0-9]+-TimeStamp:\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$`)
+
+// checkError checks an IoT Hub error answer: status, iothub-errorcode and body.
+func checkError(t *testing.T, res *http.Response, body []byte, status int, name string) {
+	t.Helper()
+	if res.StatusCode != status {
+		t.Errorf("status = %d, want %d (body %s)", res.StatusCode, status, body)
+	}
+	if got := res.Header.Get("iothub-errorcode"); got != name {
+		t.Errorf("iothub-errorcode = %q, want %q", got, name)
+	}
+	var e struct{ Message, ExceptionMessage string }
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", body, err)
+	}
+	if !strings.HasPrefix(e.Message, "ErrorCode:"+name+";") {
+		t.Errorf("Message = %q, want prefix ErrorCode:%s;", e.Message, name)
+	}
+	if !exceptionRE.MatchString(e.ExceptionMessage) {
+		t.Errorf("ExceptionMessage = %q, want Tracking ID:<id>-TimeStamp:<utc>", e.ExceptionMessage)
+	}
+}
+
+func TestSendWithProperties(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	c := p.client(t)
+
+	res, body := do(t, c, "POST", base+"/devices/dev-1/messages/events"+apiVersion, chunked{strings.NewReader(`{"t":21}`)}, map[string]string{
+		"Authorization":               token("dev-1", key1),
+		"IoTHub-MessageId":            "m-1",
+		"IoTHub-CorrelationId":        "c-1",
+		"IoTHub-UserId":               "u-1",
+		"IoTHub-To":                   "/devices/dev-1/messages/events",
+		"IoTHub-Expiry":               "2030-01-02T03:04:05Z",
+		"iothub-contenttype":          "application/json",
+		"iothub-contentencoding":      "utf-8",
+		"iothub-creation-time-utc":    "2026-11-25T10:00:00Z",
+		"iothub-interface-id":         "urn:x",
+		"dt-subject":                  "thermostat1",
+		"iothub-app-temperatureAlert": "true",
+		"iothub-app-level":            "3",
+	})
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status = %d, want 204 (body %s)", res.StatusCode, body)
+	}
+	msgs := h.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("hub got %d messages, want 1", len(msgs))
+	}
+	m := msgs[0]
+	want := hubkit.SystemProperties{
+		MessageID: "m-1", CorrelationID: "c-1", UserID: "u-1", To: "/devices/dev-1/messages/events",
+		ExpiryTime:  time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+		ContentType: "application/json", ContentEncoding: "utf-8", CreationTime: "2026-11-25T10:00:00Z",
+		InterfaceID: "urn:x", Subject: "thermostat1", ConnectionDeviceID: "dev-1",
+	}
+	if m.System != want {
+		t.Errorf("system properties\n got %+v\nwant %+v", m.System, want)
+	}
+	if string(m.Body) != `{"t":21}` {
+		t.Errorf("body = %q", m.Body)
+	}
+	// Names arrive lower-cased; headers are applied in sorted order.
+	wantProps := hubkit.Properties{{Name: "level", Value: "3"}, {Name: "temperaturealert", Value: "true"}}
+	if len(m.Properties) != 2 || m.Properties[0] != wantProps[0] || m.Properties[1] != wantProps[1] {
+		t.Errorf("properties = %+v, want %+v", m.Properties, wantProps)
+	}
+}
+
+func TestSendBatch(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	batch := `[{"body":"aGVsbG8=","properties":{"iothub-app-Zeta":"1","iothub-app-alpha":"2","iothub-messageid":"b1"}},` +
+		`{"body":"plain text","base64Encoded":false},{"body":""}]`
+	res, body := do(t, p.client(t), "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader(batch), map[string]string{
+		"Authorization": token("dev-1", key1),
+		"Content-Type":  "application/vnd.microsoft.iothub.json",
+	})
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status = %d, want 204 (body %s)", res.StatusCode, body)
+	}
+	msgs := h.messages()
+	if len(msgs) != 3 {
+		t.Fatalf("hub got %d messages, want 3", len(msgs))
+	}
+	if string(msgs[0].Body) != "hello" || msgs[0].System.MessageID != "b1" {
+		t.Errorf("message 0 = %q, id %q", msgs[0].Body, msgs[0].System.MessageID)
+	}
+	// JSON keeps the case and the order of names.
+	if ps := msgs[0].Properties; len(ps) != 2 || ps[0].Name != "Zeta" || ps[0].Value != "1" || ps[1].Name != "alpha" {
+		t.Errorf("message 0 properties = %+v", ps)
+	}
+	if string(msgs[1].Body) != "plain text" || len(msgs[2].Body) != 0 {
+		t.Errorf("bodies = %q, %q", msgs[1].Body, msgs[2].Body)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	c := p.client(t)
+	events := base + "/devices/dev-1/messages/events" + apiVersion
+	good := token("dev-1", key1)
+	big := strings.Repeat("x", hubkit.MaxD2CSize+1)
+	tests := []struct {
+		name, method, url, body string
+		hdr                     map[string]string
+		status                  int
+		code                    string
+	}{
+		{"missing api-version", "POST", base + "/devices/dev-1/messages/events", "x", map[string]string{"Authorization": good}, 400, "ArgumentInvalid"},
+		{"empty api-version", "GET", base + "/devices/dev-1/messages/deviceBound?api-version=", "", map[string]string{"Authorization": good}, 400, "ArgumentInvalid"},
+		{"no credentials", "POST", events, "x", nil, 401, "IotHubUnauthorizedAccess"},
+		{"bad signature", "POST", events, "x", map[string]string{"Authorization": token("dev-1", key2)}, 401, "IotHubUnauthorizedAccess"},
+		{"not a token", "POST", events, "x", map[string]string{"Authorization": "Bearer abc"}, 401, "IotHubUnauthorizedAccess"},
+		{"expired token", "POST", events, "x", map[string]string{"Authorization": brokertest.Token(host, "dev-1", "", key1, time.Now().Add(-time.Minute))}, 401, "IotHubUnauthorizedAccess"},
+		{"token of another device", "POST", events, "x", map[string]string{"Authorization": token("dev-2", key2)}, 401, "IotHubUnauthorizedAccess"},
+		{"token of another device on receive", "GET", base + "/devices/dev-2/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good}, 401, "IotHubUnauthorizedAccess"},
+		{"disabled device", "POST", base + "/devices/" + disabled + "/messages/events" + apiVersion, "x", map[string]string{"Authorization": good}, 403, "DeviceDisabled"},
+		{"unknown device", "GET", base + "/devices/" + unknown + "/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good}, 404, "DeviceNotFound"},
+		{"oversized body", "POST", events, big, map[string]string{"Authorization": good}, 413, "MessageTooLarge"},
+		{"oversized with properties", "POST", events, big[:hubkit.MaxD2CSize-10], map[string]string{"Authorization": good, "iothub-app-k": "0123456789"}, 413, "MessageTooLarge"},
+		{"oversized batch", "POST", events, `[{"body":"` + strings.Repeat("QUFB", hubkit.MaxD2CSize/3+1) + `"}]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 413, "MessageTooLarge"},
+		{"garbage batch", "POST", events, `{"body":`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 400, "ArgumentInvalid"},
+		{"batch not an array", "POST", events, `{"body":"eA=="}`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 400, "ArgumentInvalid"},
+		{"empty batch", "POST", events, `[]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json; charset=utf-8"}, 400, "ArgumentInvalid"},
+		{"batch body not base64", "POST", events, `[{"body":"%%%"}]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 400, "ArgumentInvalid"},
+		{"batch property not a string", "POST", events, `[{"body":"","properties":{"iothub-app-k":1}}]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 400, "ArgumentInvalid"},
+		{"batch unknown property", "POST", events, `[{"body":"","properties":{"k":"v"}}]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 400, "ArgumentInvalid"},
+		{"property value not a token", "POST", events, "x", map[string]string{"Authorization": good, "iothub-app-k": "a b"}, 400, "ArgumentInvalid"},
+		{"bad expiry", "POST", events, "x", map[string]string{"Authorization": good, "iothub-expiry": "tomorrow"}, 400, "ArgumentInvalid"},
+		{"lock timeout zero", "GET", base + "/devices/dev-1/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good, "IotHub-MessageLockTimeout": "0"}, 400, "ArgumentInvalid"},
+		{"lock timeout too long", "GET", base + "/devices/dev-1/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good, "IotHub-MessageLockTimeout": "301"}, 400, "ArgumentInvalid"},
+		{"lock timeout not a number", "GET", base + "/devices/dev-1/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good, "IotHub-MessageLockTimeout": "1m"}, 400, "ArgumentInvalid"},
+		{"unknown lock token", "DELETE", base + "/devices/dev-1/messages/deviceBound/nope" + apiVersion, "", map[string]string{"Authorization": good}, 412, "DeviceMessageLockLost"},
+		{"bad reject value", "DELETE", base + "/devices/dev-1/messages/deviceBound/nope" + apiVersion + "&reject=maybe", "", map[string]string{"Authorization": good}, 400, "ArgumentInvalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(h.messages())
+			res, body := do(t, c, tt.method, tt.url, strings.NewReader(tt.body), tt.hdr)
+			checkError(t, res, body, tt.status, tt.code)
+			if n := len(h.messages()); n != before {
+				t.Errorf("hub got %d messages from a refused request", n-before)
+			}
+		})
+	}
+}
+
+func TestHubRefusal(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	h.refuse = errors.Join(errors.New("store full"), hubkit.ErrThrottling)
+	_, base := startBroker(t, p, h)
+	res, body := do(t, p.client(t), "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader("x"), map[string]string{"Authorization": token("dev-1", key1)})
+	checkError(t, res, body, 429, "ThrottlingException")
+}
+
+func TestReceiveCompleteRejectAbandon(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	c := p.client(t)
+	auth1 := map[string]string{"Authorization": token("dev-1", key1)}
+	bound := base + "/devices/dev-1/messages/devicebound" // the SDKs' casing
+	expiry := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+	h.sendC2D("dev-1", hubkit.Message{
+		Body: []byte("hi"),
+		System: hubkit.SystemProperties{MessageID: "m1", CorrelationID: "c1", UserID: "svc", Ack: hubkit.AckFull,
+			ContentType: "application/json", ContentEncoding: "utf-8", ExpiryTime: expiry},
+		Properties: hubkit.Properties{{Name: "color", Value: "red"}},
+	})
+	res, body := do(t, c, "GET", bound+apiVersion, nil, auth1)
+	if res.StatusCode != 200 || string(body) != "hi" {
+		t.Fatalf("receive: status %d body %q, want 200 hi", res.StatusCode, body)
+	}
+	for name, want := range map[string]string{
+		"ETag": `"lock-1"`, "iothub-messageid": "m1", "iothub-sequencenumber": "1", "iothub-deliverycount": "0",
+		"iothub-to": "/devices/dev-1/messages/deviceBound", "iothub-userid": "svc", "iothub-correlationid": "c1",
+		"iothub-ack": "full", "iothub-app-color": "red", "Content-Type": "application/json",
+		"iothub-contenttype": "application/json", "iothub-contentencoding": "utf-8", "iothub-expiry": "2030-01-02T03:04:05Z",
+	} {
+		if got := res.Header.Get(name); got != want {
+			t.Errorf("header %s = %q, want %q", name, got, want)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, res.Header.Get("iothub-enqueuedtime")); err != nil {
+		t.Errorf("iothub-enqueuedtime: %v", err)
+	}
+	if lock, _ := h.state(); lock != 60*time.Second {
+		t.Errorf("default lock = %v, want 60s", lock)
+	}
+	// Complete as the Node.js SDK does: unquoted If-Match, lock token in the path.
+	res, _ = do(t, c, "DELETE", bound+"/lock-1"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": "lock-1"})
+	if res.StatusCode != 204 {
+		t.Fatalf("complete: status %d, want 204", res.StatusCode)
+	}
+	res, body = do(t, c, "GET", bound+apiVersion, nil, auth1)
+	if res.StatusCode != 204 || len(body) != 0 {
+		t.Fatalf("receive from an empty queue: status %d body %q, want 204", res.StatusCode, body)
+	}
+	res, body = do(t, c, "DELETE", bound+"/lock-1"+apiVersion, nil, auth1)
+	checkError(t, res, body, 412, "DeviceMessageLockLost")
+
+	// Reject in the three spellings IoT Hub accepts.
+	for i, q := range []string{"&reject", "&reject=", "&reject=true"} {
+		id := "r" + string(rune('0'+i))
+		h.sendC2D("dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: id}})
+		res, _ = do(t, c, "GET", bound+apiVersion, nil, auth1)
+		lock := strings.Trim(res.Header.Get("ETag"), `"`)
+		res, body = do(t, c, "DELETE", bound+"/"+lock+apiVersion+q, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": `"` + lock + `"`})
+		if res.StatusCode != 204 {
+			t.Fatalf("reject %s: status %d body %s", q, res.StatusCode, body)
+		}
+		if _, settled := h.state(); settled[len(settled)-1] != "2 "+id {
+			t.Errorf("reject %s: hub settled %q, want reject of %s", q, settled[len(settled)-1], id)
+		}
+	}
+
+	// Abandon: redelivered with a new lock token and one more delivery.
+	h.sendC2D("dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: "a1"}})
+	res, _ = do(t, c, "GET", bound+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "IotHub-MessageLockTimeout": "5"})
+	if lock, _ := h.state(); lock != 5*time.Second {
+		t.Errorf("lock = %v, want 5s from IotHub-MessageLockTimeout", lock)
+	}
+	old := strings.Trim(res.Header.Get("ETag"), `"`)
+	res, body = do(t, c, "POST", bound+"/"+old+"/abandon"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": "other"})
+	checkError(t, res, body, 412, "PreconditionFailed")
+	res, _ = do(t, c, "POST", bound+"/"+old+"/Abandon"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": old})
+	if res.StatusCode != 204 {
+		t.Fatalf("abandon: status %d", res.StatusCode)
+	}
+	res, _ = do(t, c, "GET", bound+apiVersion, nil, auth1)
+	if res.Header.Get("iothub-messageid") != "a1" || res.Header.Get("iothub-deliverycount") != "1" || strings.Trim(res.Header.Get("ETag"), `"`) == old {
+		t.Errorf("after abandon: id %q count %q etag %q (old %q)", res.Header.Get("iothub-messageid"), res.Header.Get("iothub-deliverycount"), res.Header.Get("ETag"), old)
+	}
+	res, body = do(t, c, "POST", bound+"/"+old+"/abandon"+apiVersion, nil, auth1)
+	checkError(t, res, body, 412, "DeviceMessageLockLost")
+}
+
+func TestRoutes(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	c := p.client(t)
+	weird := "dev#1 ?x"
+	res, body := do(t, c, "POST", base+"/devices/"+url.PathEscape(weird)+"/Messages/Events"+apiVersion, strings.NewReader("x"), map[string]string{"Authorization": token(weird, key1)})
+	if res.StatusCode != 204 {
+		t.Fatalf("send for %q: status %d body %s", weird, res.StatusCode, body)
+	}
+	if got := h.messages()[0].System.ConnectionDeviceID; got != weird {
+		t.Errorf("device id = %q, want %q", got, weird)
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/devices/dev-1/messages/events", 405, "POST"},
+		{"POST", "/devices/dev-1/messages/deviceBound", 405, "GET"},
+		{"PUT", "/devices/dev-1/messages/deviceBound/l1", 405, "DELETE"},
+		{"GET", "/devices/dev-1/twin", 404, ""},
+		{"GET", "/devices//messages/deviceBound", 404, ""},
+		{"POST", "/devices/dev-1/messages/deviceBound/l1/complete", 404, ""},
+		{"GET", "/", 404, ""},
+	} {
+		res, _ := do(t, c, tt.method, base+tt.path+apiVersion, nil, map[string]string{"Authorization": token("dev-1", key1)})
+		if res.StatusCode != tt.status || res.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: status %d Allow %q, want %d %q", tt.method, tt.path, res.StatusCode, res.Header.Get("Allow"), tt.status, tt.allow)
+		}
+	}
+}
+
+func TestX509(t *testing.T) {
+	p := newPKI(t)
+	h := newFakeHub(p.authenticator())
+	_, base := startBroker(t, p, h)
+	c := p.client(t, p.issue(t, "dev-1", x509.ExtKeyUsageClientAuth))
+	res, body := do(t, c, "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader("x"), nil)
+	if res.StatusCode != 204 {
+		t.Fatalf("send with a client certificate: status %d body %s", res.StatusCode, body)
+	}
+	res, body = do(t, c, "POST", base+"/devices/dev-2/messages/events"+apiVersion, strings.NewReader("x"), nil)
+	checkError(t, res, body, 401, "IotHubUnauthorizedAccess")
+}
+
+func TestLifecycle(t *testing.T) {
+	p := newPKI(t)
+	goroutines := runtime.NumGoroutine()
+	if _, err := https.New(https.Options{MaxMessageSize: -1}); err == nil {
+		t.Error("New accepted a negative MaxMessageSize")
+	}
+	b, err := https.New(https.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); err == nil {
+		t.Error("Start without TLSConfig succeeded")
+	}
+	b, _ = startBroker(t, p, newFakeHub(p.authenticator()))
+	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); err == nil {
+		t.Error("second Start succeeded")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown after Close: %v", err)
+	}
+	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); !errors.Is(err, hubkit.ErrClosed) {
+		t.Errorf("Start after Close = %v, want ErrClosed", err)
+	}
+	rec := httptest.NewRecorder()
+	b.Handler(newFakeHub(p.authenticator())).ServeHTTP(rec, httptest.NewRequest("GET", "/devices/dev-1/messages/deviceBound"+apiVersion, nil))
+	if got := rec.Header()["iothub-errorcode"]; rec.Code != 503 || len(got) != 1 || got[0] != "ServiceUnavailable" {
+		t.Errorf("handler after Close: %d %q, want 503 ServiceUnavailable", rec.Code, got)
+	}
+	p.client(t).Transport.(*http.Transport).CloseIdleConnections()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= goroutines }, "goroutines back to %d", goroutines)
+}
+
+// slowHub holds every done callback until release is closed.
+type slowHub struct {
+	*fakeHub
+	ingested chan struct{}
+	release  chan struct{}
+}
+
+func (h *slowHub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
+	close(h.ingested)
+	go func() { <-h.release; done(nil) }()
+}
+
+func TestShutdownWaitsForDurability(t *testing.T) {
+	p := newPKI(t)
+	h := &slowHub{fakeHub: newFakeHub(p.authenticator()), ingested: make(chan struct{}), release: make(chan struct{})}
+	b, base := startBroker(t, p, h)
+	c := p.client(t)
+	req, err := http.NewRequest("POST", base+"/devices/dev-1/messages/events"+apiVersion, bytes.NewReader([]byte("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", token("dev-1", key1))
+	status := make(chan int, 1)
+	go func() {
+		res, err := c.Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		res.Body.Close()
+		status <- res.StatusCode
+	}()
+	<-h.ingested
+	shut := make(chan error, 1)
+	go func() { shut <- b.Shutdown(context.Background()) }()
+	select {
+	case s := <-status:
+		t.Fatalf("send answered %d before the hub reported it durable", s)
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a send in progress", err)
+	default:
+	}
+	close(h.release)
+	if s := <-status; s != 204 {
+		t.Errorf("send during Shutdown answered %d, want 204", s)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: "+format, args...)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
+	}
+}
