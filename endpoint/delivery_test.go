@@ -1,0 +1,385 @@
+package endpoint_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/endpoint"
+	"github.com/hubkit/hubkit/endpoint/endpointtest"
+	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
+	"github.com/hubkit/hubkit/queue"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// waitFor polls cond until it holds or 10 s have passed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// start runs a Delivery for cfg until the test ends and checks that Run returned nil.
+func start(t *testing.T, cfg endpoint.DeliveryConfig) *endpoint.Delivery {
+	t.Helper()
+	d, err := endpoint.NewDelivery(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
+func msg(dev string, i int) *hubkit.Message {
+	return &hubkit.Message{
+		Body:   []byte(fmt.Sprintf(`{"i":%d}`, i)),
+		System: hubkit.SystemProperties{MessageID: fmt.Sprintf("%s-%d", dev, i), ConnectionDeviceID: dev},
+	}
+}
+
+// appendN appends n messages to each of parts partitions of stream; the
+// message ids are p<partition>-<i>.
+func appendN(t *testing.T, s queue.Streams, stream string, parts, from, n int) {
+	t.Helper()
+	var entries []queue.Entry
+	for i := from; i < from+n; i++ {
+		for p := range parts {
+			entries = append(entries, queue.Entry{Stream: stream, Partition: p, Message: msg(fmt.Sprintf("p%d", p), i)})
+		}
+	}
+	if _, err := s.Append(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is a Func endpoint that records what it accepts and fails while told to.
+type recorder struct {
+	mu      sync.Mutex // guards the fields below
+	ids     []string
+	failing error
+	calls   int
+}
+
+func (r *recorder) send(ctx context.Context, batch []*hubkit.Message) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.failing != nil {
+		return 0, r.failing
+	}
+	for _, m := range batch {
+		r.ids = append(r.ids, m.System.MessageID)
+	}
+	return len(batch), nil
+}
+
+func (r *recorder) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failing = err
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ids...)
+}
+
+// checkPartitionOrder checks that ids (p<partition>-<i>) hold 0..n-1 of
+// each partition, each once, in order per partition.
+func checkPartitionOrder(t *testing.T, ids []string, parts, n int) {
+	t.Helper()
+	next := map[string]int{}
+	for _, id := range ids {
+		p, i, _ := strings.Cut(id, "-")
+		if want := fmt.Sprint(next[p]); i != want {
+			t.Fatalf("partition %s: got message %s, want %s", p, i, want)
+		}
+		next[p]++
+	}
+	for p := range parts {
+		if got := next[fmt.Sprintf("p%d", p)]; got != n {
+			t.Fatalf("partition %d: %d messages delivered, want %d", p, got, n)
+		}
+	}
+}
+
+func TestDeliveryInOrderAcrossPartitions(t *testing.T) {
+	s := memstreams.New(nil)
+	rec := &recorder{}
+	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 4, MaxBatch: 7})
+	appendN(t, s, "ep", 4, 0, 250)
+	waitFor(t, "1000 messages", func() bool { return len(rec.got()) >= 1000 })
+	checkPartitionOrder(t, rec.got(), 4, 250)
+	for p := range 4 {
+		waitFor(t, "cursor", func() bool {
+			n, err := s.Cursor(context.Background(), "endpoint/ep", "ep", p)
+			return err == nil && n == 250
+		})
+	}
+	if h := d.Health(); h.Status != endpoint.Healthy || h.LastSuccessfulSendAttemptTime.IsZero() {
+		t.Errorf("health = %+v, want healthy with a successful send", h)
+	}
+	if m := d.Metrics(); m.Delivered != 1000 || m.Sends < 1000/7 {
+		t.Errorf("metrics = %+v, want 1000 delivered in at least %d sends", m, 1000/7)
+	}
+}
+
+func TestDeliveryResumesFromCursor(t *testing.T) {
+	s := memstreams.New(nil)
+	appendN(t, s, "ep", 2, 0, 10)
+	if err := s.Commit(context.Background(), "endpoint/ep", "ep", 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 2})
+	waitFor(t, "16 messages", func() bool { return len(rec.got()) == 16 })
+	got := strings.Join(rec.got(), ",")
+	if strings.Contains(got, "p1-3,") || !strings.Contains(got, "p1-4") || !strings.Contains(got, "p0-0") {
+		t.Errorf("delivered %s: want p0 from 0 and p1 from 4", got)
+	}
+}
+
+func TestDeliveryRetriesUntilRecovery(t *testing.T) {
+	clock := endpointtest.NewClock(t0)
+	s := memstreams.New(clock.Now)
+	rec := &recorder{}
+	rec.fail(errors.New("sink down"))
+	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 1, Clock: clock})
+	if h := d.Health(); h.Status != endpoint.Unknown {
+		t.Fatalf("health before any send = %s, want unknown", h.Status)
+	}
+	appendN(t, s, "ep", 1, 0, 5)
+	// Backoff doubles from 1 s to 60 s: after each failure, one timer waits.
+	var waits []time.Duration
+	for range 8 {
+		waitFor(t, "a backoff timer", func() bool { return clock.Waiters() == 1 })
+		before := clock.Now()
+		for clock.Waiters() == 1 {
+			clock.Advance(100 * time.Millisecond)
+		}
+		waits = append(waits, clock.Now().Sub(before))
+	}
+	for i, w := range waits {
+		base := min(time.Second<<i, time.Minute)
+		if w < base-time.Second || w > base+time.Second+100*time.Millisecond {
+			t.Errorf("wait %d = %v, want %v ± 1 s", i, w, base)
+		}
+	}
+	h := d.Health()
+	if h.Status != endpoint.Unhealthy || h.LastKnownError != "endpoint ep: sink down" || !h.LastSuccessfulSendAttemptTime.IsZero() || h.LastSendAttemptTime.Before(h.LastKnownErrorTime) {
+		t.Fatalf("health while failing = %+v", h)
+	}
+	waitFor(t, "a backoff timer", func() bool { return clock.Waiters() == 1 })
+	rec.fail(nil)
+	d.Wake() // ends the 60 s wait at once
+	waitFor(t, "5 messages", func() bool { return len(rec.got()) == 5 })
+	waitFor(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
+	if m := d.Metrics(); m.Failures != 9 || m.Delivered != 5 {
+		t.Errorf("metrics = %+v, want 9 failures and 5 delivered", m)
+	}
+	b, _ := json.Marshal(d.Health())
+	for _, field := range []string{`"endpointId":"ep"`, `"healthStatus":"healthy"`, `"lastKnownError":`, `"lastKnownErrorTime":`, `"lastSuccessfulSendAttemptTime":`, `"lastSendAttemptTime":`} {
+		if !strings.Contains(string(b), field) {
+			t.Errorf("health JSON %s lacks %s", b, field)
+		}
+	}
+}
+
+func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
+	clock := endpointtest.NewClock(t0)
+	s := memstreams.New(clock.Now)
+	rec := &recorder{}
+	rec.fail(errors.New("sink down"))
+	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 1, Clock: clock,
+		RetryPeriod: 10 * time.Minute, Retention: 15 * time.Minute})
+	appendN(t, s, "ep", 1, 0, 3)
+	for d.Health().Status != endpoint.Dead {
+		waitFor(t, "a timer", func() bool { return clock.Waiters() == 1 })
+		clock.Advance(time.Minute)
+	}
+	if m := d.Metrics(); m.Dropped != [4]uint64{} {
+		t.Fatalf("dropped %v before Retention", m.Dropped)
+	}
+	// Dead: attempts every ReviveInterval (30 s) until the messages are 15 min old.
+	for d.Metrics().Dropped[endpoint.DropDeadEndpoint] != 3 {
+		waitFor(t, "a timer", func() bool { return clock.Waiters() == 1 || d.Metrics().Dropped[endpoint.DropDeadEndpoint] == 3 })
+		clock.Advance(30 * time.Second)
+		if clock.Now().Sub(t0) > 20*time.Minute {
+			t.Fatalf("no drop 20 min after enqueue: %+v", d.Metrics())
+		}
+	}
+	if n, err := s.Cursor(context.Background(), "endpoint/ep", "ep", 0); err != nil || n != 3 {
+		t.Fatalf("cursor after drops = %d, %v; want 3", n, err)
+	}
+	// A dead endpoint that recovers gets new messages.
+	rec.fail(nil)
+	appendN(t, s, "ep", 1, 3, 2)
+	d.Wake()
+	waitFor(t, "2 messages", func() bool { return len(rec.got()) == 2 })
+	waitFor(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
+}
+
+func TestDeliverySkipsRefusedMessages(t *testing.T) {
+	s := memstreams.New(nil)
+	var ids []string
+	var mu sync.Mutex
+	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, m := range batch {
+			switch m.System.MessageID {
+			case "p0-2":
+				return i, endpoint.Skip("ep", fmt.Errorf("%w: too big", hubkit.ErrMessageTooLarge))
+			case "p0-5":
+				return i, endpoint.Skip("ep", errors.New("bad input"))
+			}
+			ids = append(ids, m.System.MessageID)
+		}
+		return len(batch), nil
+	})
+	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 1})
+	appendN(t, s, "ep", 1, 0, 8)
+	waitFor(t, "6 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 6 })
+	mu.Lock()
+	got := strings.Join(ids, ",")
+	mu.Unlock()
+	if got != "p0-0,p0-1,p0-3,p0-4,p0-6,p0-7" {
+		t.Errorf("delivered %s", got)
+	}
+	m := d.Metrics()
+	if m.Dropped[endpoint.DropTooLarge] != 1 || m.Dropped[endpoint.DropInvalid] != 1 || m.Failures != 0 {
+		t.Errorf("metrics = %+v, want one too large, one invalid, no failures", m)
+	}
+	if h := d.Health(); h.Status != endpoint.Healthy || !strings.Contains(h.LastKnownError, "bad input") {
+		t.Errorf("health = %+v, want healthy with the last refusal as lastKnownError", h)
+	}
+}
+
+func TestDeliveryPartialAccepts(t *testing.T) {
+	s := memstreams.New(nil)
+	rec := &recorder{}
+	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		return rec.send(ctx, batch[:min(3, len(batch))])
+	})
+	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 2, MaxBatch: 10})
+	appendN(t, s, "ep", 2, 0, 20)
+	waitFor(t, "40 messages", func() bool { return len(rec.got()) == 40 })
+	checkPartitionOrder(t, rec.got(), 2, 20)
+}
+
+func TestDeliveryBatchLimits(t *testing.T) {
+	clock := endpointtest.NewClock(t0)
+	s := memstreams.New(clock.Now)
+	var sizes []int
+	var mu sync.Mutex
+	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(batch))
+		return len(batch), nil
+	})
+	// Each message is 13 bytes by Message.Size: 4 fit in 60 bytes.
+	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 1, MaxBatchBytes: 60, Linger: time.Second, Clock: clock})
+	appendN(t, s, "ep", 1, 0, 2)
+	waitFor(t, "linger timer", func() bool { return clock.Waiters() == 1 })
+	mu.Lock()
+	if len(sizes) != 0 {
+		t.Fatalf("sent %v before Linger passed", sizes)
+	}
+	mu.Unlock()
+	appendN(t, s, "ep", 1, 2, 8)
+	waitFor(t, "a full batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) > 0 })
+	for done := false; !done; {
+		clock.Advance(time.Second)
+		mu.Lock()
+		total := 0
+		for _, n := range sizes {
+			total += n
+		}
+		done = total == 10
+		mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sizes[0] != 4 {
+		t.Errorf("batch sizes %v: the first should be 4 messages, the most 60 bytes hold", sizes)
+	}
+	for _, n := range sizes {
+		if n > 4 {
+			t.Errorf("batch sizes %v exceed 60 bytes", sizes)
+		}
+	}
+}
+
+func TestDeliveryCloseCancelsSend(t *testing.T) {
+	s := memstreams.New(nil)
+	var cancelled atomic.Bool
+	entered := make(chan struct{})
+	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		close(entered)
+		<-ctx.Done()
+		cancelled.Store(true)
+		return 0, ctx.Err()
+	})
+	goroutines := runtime.NumGoroutine()
+	d, err := endpoint.NewDelivery(endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	appendN(t, s, "ep", 1, 0, 1)
+	<-entered
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run after Close = %v, want nil", err)
+	}
+	if !cancelled.Load() {
+		t.Error("the Send in flight did not see its ctx cancelled")
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := d.Run(context.Background()); !errors.Is(err, hubkit.ErrClosed) {
+		t.Errorf("Run after Close = %v, want ErrClosed", err)
+	}
+	if n, err := s.Cursor(context.Background(), "endpoint/ep", "ep", 0); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("cursor = %d, %v: a cancelled send must not commit", n, err)
+	}
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+func TestDeliveryConfigErrors(t *testing.T) {
+	_, err := endpoint.NewDelivery(endpoint.DeliveryConfig{MaxBatch: -1})
+	for _, want := range []string{"Name is empty", "Endpoint is nil", "Streams is nil", "Partitions is 0", "MaxBatch is negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
