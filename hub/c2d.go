@@ -1,0 +1,138 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/queue"
+)
+
+// maxExpiry is the furthest in the future a C2D expiry time may be.
+const maxExpiry = 48 * time.Hour
+
+// SendC2D queues a cloud-to-device message for a device with IoT Hub's
+// send-time checks: the device exists and is enabled (404001), the message
+// fits 64 KiB (413001), its message id, ack and application properties are
+// valid (400004), its expiry is in the future and at most 48 h away
+// (403009), and the device queue holds fewer than Config.C2DMaxQueueDepth
+// messages (403004). It stamps To, the expiry (Config.C2DDefaultTTL when
+// none is given) and, through the store, the enqueued time and the
+// per-device sequence number, which it returns. When it returns nil the
+// message is durable. SendC2D does not keep msg.
+func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message) (uint64, error) {
+	if err := h.running(); err != nil {
+		return 0, err
+	}
+	d, err := h.reg.Get(ctx, deviceID)
+	if err != nil {
+		return 0, err
+	}
+	if d.Status == auth.StatusDisabled {
+		return 0, fmt.Errorf("hub: device %q is disabled: %w", deviceID, hubkit.ErrDeviceNotFound)
+	}
+	if err := hubkit.ValidateC2D(msg); err != nil {
+		return 0, err
+	}
+	m := msg.Clone()
+	s := &m.System
+	s.Ack, _ = hubkit.ParseAck(string(s.Ack)) // checked by ValidateC2D
+	now := h.cfg.clock.Now()
+	switch {
+	case s.ExpiryTime.IsZero():
+		s.ExpiryTime = now.Add(h.cfg.C2DDefaultTTL).UTC()
+	case !s.ExpiryTime.After(now) || s.ExpiryTime.After(now.Add(maxExpiry)):
+		return 0, fmt.Errorf("%w: expiry %s must be later than now and at most 48h away", hubkit.ErrInvalidMessageExpiryTime, s.ExpiryTime.UTC().Format(time.RFC3339))
+	}
+	s.To = "/devices/" + deviceID + "/messages/deviceBound"
+	s.DeliveryCount = 0
+	// The feedback loop needs the generation the message was sent to, to
+	// drop feedback for a device deleted (and maybe re-created) since; the
+	// field means nothing else on C2D and ReceiveC2D clears it.
+	s.ConnectionAuthGenerationID = d.GenerationID
+	seq, err := h.q.Enqueue(ctx, deviceID, m, queue.EnqueueOptions{
+		MaxDepth:         h.cfg.C2DMaxQueueDepth,
+		MaxDeliveryCount: uint32(h.cfg.C2DMaxDeliveryCount),
+		Journal:          s.Ack != hubkit.AckNone,
+	})
+	if err != nil {
+		return 0, h.closedErr(fmt.Errorf("hub: send to %q: %w", deviceID, err))
+	}
+	h.metrics.c2dSent.Add(1)
+	return seq, nil
+}
+
+// ReceiveC2D locks the next cloud-to-device message of the device for lock
+// (Config.C2DLockTimeout when lock is 0). Unless noWait, it waits until one
+// is available, ctx ends or the hub closes; with noWait it returns
+// queue.ErrEmpty when none is.
+func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
+	if err := h.running(); err != nil {
+		return queue.Delivery{}, err
+	}
+	if lock <= 0 {
+		lock = h.cfg.C2DLockTimeout
+	}
+	ctx, cancel := h.bound(ctx)
+	defer cancel()
+	d, err := h.q.Receive(ctx, deviceID, queue.ReceiveOptions{Lock: lock, NoWait: noWait})
+	if err != nil {
+		return d, h.closedErr(err)
+	}
+	d.Message.System.ConnectionAuthGenerationID = ""
+	h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	return d, nil
+}
+
+// Settle ends a delivery of ReceiveC2D: complete, reject, abandon or
+// release. An unknown or expired lock token gives an error wrapping
+// hubkit.ErrDeviceMessageLockLost.
+func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker.Settlement) error {
+	if err := h.running(); err != nil {
+		return err
+	}
+	var err error
+	switch how {
+	case broker.Complete:
+		if err = h.q.Complete(ctx, deviceID, lockToken); err == nil {
+			h.metrics.c2dCompleted.Add(1)
+		}
+	case broker.Reject:
+		if err = h.q.Reject(ctx, deviceID, lockToken); err == nil {
+			h.metrics.c2dRejected.Add(1)
+		}
+	case broker.Abandon:
+		if _, err = h.q.Abandon(ctx, deviceID, lockToken); err == nil {
+			h.metrics.c2dAbandoned.Add(1)
+		}
+	case broker.Release:
+		err = h.q.Release(ctx, deviceID, lockToken)
+	default:
+		return fmt.Errorf("%w: unknown settlement %d", hubkit.ErrArgumentInvalid, how)
+	}
+	if err != nil {
+		return h.closedErr(fmt.Errorf("hub: settle %q: %w", deviceID, err))
+	}
+	h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	return nil
+}
+
+// Purge removes every message of the device's queue, each giving Purged
+// feedback when its ack asks, and returns how many it removed. An unknown
+// device gives 404001.
+func (h *Hub) Purge(ctx context.Context, deviceID string) (int, error) {
+	if err := h.running(); err != nil {
+		return 0, err
+	}
+	if _, err := h.reg.Get(ctx, deviceID); err != nil {
+		return 0, err
+	}
+	n, err := h.q.Purge(ctx, deviceID)
+	if err != nil {
+		return 0, h.closedErr(fmt.Errorf("hub: purge %q: %w", deviceID, err))
+	}
+	return n, nil
+}

@@ -1,0 +1,169 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/queue"
+)
+
+// EventsStream is the name of the built-in endpoint's stream, and the
+// endpoint name routes use for it.
+const EventsStream = "events"
+
+// maxCommit bounds the entries of one Append, so that one commit never
+// grows without bound under load.
+const maxCommit = 1024
+
+// A commit is the work of one Ingest or device event: the entries it
+// appends and whom to tell once they are durable.
+type commit struct {
+	entries []queue.Entry
+	done    func(error) // may be nil
+}
+
+func (c *commit) finish(err error) {
+	if c.done != nil {
+		c.done(err)
+	}
+}
+
+// Partition returns the built-in events partition of a device: the 32-bit
+// FNV-1a hash of its device id modulo Config.Partitions. Every message of a
+// device, and of its modules, goes to that partition.
+func (h *Hub) Partition(deviceID string) int {
+	f := fnv.New32a()
+	f.Write([]byte(deviceID))
+	return int(f.Sum32() % uint32(h.cfg.Partitions))
+}
+
+// Ingest takes a device-to-cloud message from an authenticated identity:
+// it validates it (hubkit.ValidateD2C), stamps the properties IoT Hub
+// stamps, routes it, and queues it for the committer, which appends it to
+// every matched endpoint stream in one durable write. done is called once,
+// from the committer goroutine, after the write (nil) or with the reason
+// the message was refused; done calls come in Ingest order. Ingest copies
+// msg and waits only when the committer is far behind, until ctx ends.
+func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
+	if err := h.running(); err != nil {
+		done(err)
+		return
+	}
+	if err := hubkit.ValidateD2C(msg); err != nil {
+		done(err)
+		return
+	}
+	m := msg.Clone()
+	s := &m.System
+	s.EnqueuedTime = h.cfg.clock.Now().UTC()
+	s.ConnectionDeviceID = id.DeviceID
+	s.ConnectionModuleID = id.ModuleID
+	s.ConnectionAuthMethod = id.Method.JSON()
+	s.ConnectionAuthGenerationID = id.GenerationID
+	s.MessageSource = hubkit.SourceTelemetry
+	// DataSchema is stamped by the broker from the connection's model id,
+	// which only the broker knows; the hub keeps what it was given.
+	h.touch(ctx, id.DeviceID, id.ModuleID, s.EnqueuedTime)
+	h.metrics.d2cIn.Add(1)
+	h.enqueue(ctx, h.route(m), done)
+}
+
+// route returns the entries of m: one per endpoint stream the router
+// chose, all sharing m.
+func (h *Hub) route(m *hubkit.Message) []queue.Entry {
+	var streams []string
+	if h.cfg.Router != nil {
+		streams = h.cfg.Router.Route(m)
+	} else if m.System.MessageSource == hubkit.SourceTelemetry {
+		streams = []string{EventsStream}
+	}
+	p := h.Partition(m.System.ConnectionDeviceID)
+	entries := make([]queue.Entry, len(streams))
+	for i, s := range streams {
+		entries[i] = queue.Entry{Stream: s, Partition: p, Message: m}
+	}
+	if len(entries) == 0 {
+		h.metrics.d2cDropped.Add(1)
+	}
+	return entries
+}
+
+// enqueue hands entries to the committer. A message routed nowhere is
+// done at once, as IoT Hub acknowledges orphaned messages.
+func (h *Hub) enqueue(ctx context.Context, entries []queue.Entry, done func(error)) {
+	c := &commit{entries: entries, done: done}
+	h.inMu.RLock()
+	defer h.inMu.RUnlock()
+	if h.inShut {
+		c.finish(hubkit.ErrClosed)
+		return
+	}
+	select {
+	case h.pending <- c:
+	case <-ctx.Done():
+		c.finish(fmt.Errorf("hub: ingest: %w", ctx.Err()))
+	case <-h.ctx.Done():
+		c.finish(hubkit.ErrClosed)
+	}
+}
+
+// stopIngest stops taking work: the committer drains what is pending and
+// returns.
+func (h *Hub) stopIngest() {
+	h.inMu.Lock()
+	defer h.inMu.Unlock()
+	if !h.inShut {
+		h.inShut = true
+		close(h.pending)
+	}
+}
+
+// commitLoop is the one committer: it takes everything pending, appends it
+// in one write and calls the done callbacks in order. It returns when
+// pending is closed and drained, or when the hub closes.
+func (h *Hub) commitLoop() error {
+	var batch []*commit
+	var entries []queue.Entry
+	for {
+		batch, entries = batch[:0], entries[:0]
+		select {
+		case c, ok := <-h.pending:
+			if !ok {
+				return nil
+			}
+			batch = append(batch, c)
+			entries = append(entries, c.entries...)
+		case <-h.ctx.Done():
+			return nil
+		}
+	drain:
+		for len(entries) < maxCommit {
+			select {
+			case c, ok := <-h.pending:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+				entries = append(entries, c.entries...)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if len(entries) > 0 {
+			_, err = h.q.Append(h.ctx, entries)
+			if err != nil {
+				err = h.closedErr(fmt.Errorf("hub: append %d entries: %w", len(entries), err))
+				h.log.LogAttrs(h.ctx, slog.LevelError, "commit failed", slog.Any("err", err))
+			}
+		}
+		for _, c := range batch {
+			c.finish(err)
+		}
+		clear(batch)
+	}
+}

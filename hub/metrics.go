@@ -1,0 +1,44 @@
+package hub
+
+import "sync/atomic"
+
+// metrics are the hub's counters, read by Metrics.
+type metrics struct {
+	d2cIn, d2cDropped                 atomic.Int64
+	c2dSent, c2dCompleted             atomic.Int64
+	c2dRejected, c2dAbandoned         atomic.Int64
+	feedbackRecords, feedbackMessages atomic.Int64
+	connections                       atomic.Int64
+}
+
+// Metrics is a snapshot of the hub's counters since Start.
+type Metrics struct {
+	// D2CIn counts device-to-cloud messages accepted by Ingest.
+	D2CIn int64
+	// Dropped counts messages and device events no route took.
+	Dropped int64
+	// C2DSent counts cloud-to-device messages queued by SendC2D.
+	C2DSent int64
+	// C2DCompleted, C2DRejected and C2DAbandoned count device settlements.
+	C2DCompleted, C2DRejected, C2DAbandoned int64
+	// FeedbackRecords and FeedbackMessages count the feedback produced.
+	FeedbackRecords, FeedbackMessages int64
+	// Connections is the number of device and module connections open now.
+	Connections int64
+}
+
+// Metrics returns a snapshot of the hub's counters.
+func (h *Hub) Metrics() Metrics {
+	m := &h.metrics
+	return Metrics{
+		D2CIn:            m.d2cIn.Load(),
+		Dropped:          m.d2cDropped.Load(),
+		C2DSent:          m.c2dSent.Load(),
+		C2DCompleted:     m.c2dCompleted.Load(),
+		C2DRejected:      m.c2dRejected.Load(),
+		C2DAbandoned:     m.c2dAbandoned.Load(),
+		FeedbackRecords:  m.feedbackRecords.Load(),
+		FeedbackMessages: m.feedbackMessages.Load(),
+		Connections:      m.connections.Load(),
+	}
+}

@@ -1,0 +1,39 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/hubkit/hubkit/auth"
+)
+
+// A Registry stores device identities; *auth.Registry is the default and
+// the model. The hub calls it from any goroutine, so implementations are
+// safe for concurrent use. Errors wrap hubkit.ErrDeviceNotFound,
+// hubkit.ErrDeviceAlreadyExists, hubkit.ErrPreconditionFailed or
+// hubkit.ErrArgumentInvalid as IoT Hub would answer, and every call
+// honours ctx.
+type Registry interface {
+	// Get returns the device.
+	Get(ctx context.Context, deviceID string) (auth.Device, error)
+	// Create adds a device, filling in the hub-maintained fields, and
+	// returns what it stored.
+	Create(ctx context.Context, d auth.Device) (auth.Device, error)
+	// Update replaces a device whose etag matches ifMatch ("*" matches
+	// any) and returns what it stored.
+	Update(ctx context.Context, d auth.Device, ifMatch string) (auth.Device, error)
+	// Delete removes a device whose etag matches ifMatch ("" and "*"
+	// match any).
+	Delete(ctx context.Context, deviceID, ifMatch string) error
+	// List returns up to limit devices (0 means 1000) whose ids sort after
+	// after, in id order.
+	List(ctx context.Context, after string, limit int) ([]auth.Device, error)
+	// SetConnectionState records that a device (moduleID empty) or module
+	// connected or disconnected.
+	SetConnectionState(ctx context.Context, deviceID, moduleID string, connected bool) error
+	// Touch records activity of a device or module at t. It is called for
+	// every message, so it must be cheap.
+	Touch(ctx context.Context, deviceID, moduleID string, t time.Time) error
+}
+
+var _ Registry = (*auth.Registry)(nil)
