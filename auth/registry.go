@@ -1,0 +1,800 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/queue"
+)
+
+// Registry errors that have no counterpart in package hubkit, numbered as
+// IoT Hub numbers them.
+var (
+	ErrModuleNotFound      = &hubkit.Error{Code: 404010, Name: "ModuleNotFound"}
+	ErrModuleAlreadyExists = &hubkit.Error{Code: 409301, Name: "ModuleAlreadyExistsOnDevice"}
+)
+
+// Status says whether a device may connect.
+type Status string
+
+// Device statuses.
+const (
+	StatusEnabled  Status = "enabled"
+	StatusDisabled Status = "disabled"
+)
+
+// AuthType is how an identity authenticates.
+type AuthType string
+
+// Authentication types, as the registry JSON spells them.
+const (
+	AuthSAS                  AuthType = "sas"
+	AuthSelfSigned           AuthType = "selfSigned"
+	AuthCertificateAuthority AuthType = "certificateAuthority"
+	AuthNone                 AuthType = "none"
+)
+
+// Connection states the hub records.
+const (
+	Connected    = "Connected"
+	Disconnected = "Disconnected"
+)
+
+// SymmetricKey holds the base64 keys of a sas identity.
+type SymmetricKey struct {
+	PrimaryKey   string `json:"primaryKey"`
+	SecondaryKey string `json:"secondaryKey"`
+}
+
+// X509Thumbprint holds the certificate thumbprints of a selfSigned identity.
+type X509Thumbprint struct {
+	PrimaryThumbprint   string `json:"primaryThumbprint"`
+	SecondaryThumbprint string `json:"secondaryThumbprint"`
+}
+
+// Authentication is an identity's credentials.
+type Authentication struct {
+	SymmetricKey   SymmetricKey   `json:"symmetricKey"`
+	X509Thumbprint X509Thumbprint `json:"x509Thumbprint"`
+	// Type is sas (the default when empty), selfSigned,
+	// certificateAuthority or none.
+	Type AuthType `json:"type"`
+}
+
+// Capabilities are a device's optional capabilities.
+type Capabilities struct {
+	IotEdge bool `json:"iotEdge"`
+}
+
+// A Device is a device identity, with IoT Hub's REST field names so that
+// the hub can serve it as is. Fields marked hub-maintained are ignored on
+// Create and Update.
+type Device struct {
+	DeviceID string `json:"deviceId"`
+	// GenerationID is hub-maintained: 18 decimal digits, new on every create.
+	GenerationID string `json:"generationId"`
+	// ETag is hub-maintained: base64 text that changes on every Create and
+	// Update (not on connection-state or activity updates).
+	ETag string `json:"etag"`
+	// ConnectionState is hub-maintained: Connected or Disconnected.
+	ConnectionState            string    `json:"connectionState"`
+	Status                     Status    `json:"status"`
+	StatusReason               string    `json:"statusReason"`
+	ConnectionStateUpdatedTime time.Time `json:"connectionStateUpdatedTime"`
+	// StatusUpdatedTime is hub-maintained: when Status last changed.
+	StatusUpdatedTime time.Time `json:"statusUpdatedTime"`
+	// LastActivityTime is hub-maintained, see Registry.Touch.
+	LastActivityTime time.Time `json:"lastActivityTime"`
+	// CloudToDeviceMessageCount is hub-maintained, see
+	// Registry.SetCloudToDeviceMessageCount.
+	CloudToDeviceMessageCount int            `json:"cloudToDeviceMessageCount"`
+	Authentication            Authentication `json:"authentication"`
+	Capabilities              Capabilities   `json:"capabilities"`
+	DeviceScope               string         `json:"deviceScope,omitempty"`
+	ParentScopes              []string       `json:"parentScopes,omitempty"`
+}
+
+// A Module is a module identity of a device. Modules cannot be disabled.
+type Module struct {
+	ModuleID                   string         `json:"moduleId"`
+	DeviceID                   string         `json:"deviceId"`
+	GenerationID               string         `json:"generationId"`
+	ETag                       string         `json:"etag"`
+	ConnectionState            string         `json:"connectionState"`
+	ConnectionStateUpdatedTime time.Time      `json:"connectionStateUpdatedTime"`
+	LastActivityTime           time.Time      `json:"lastActivityTime"`
+	CloudToDeviceMessageCount  int            `json:"cloudToDeviceMessageCount"`
+	Authentication             Authentication `json:"authentication"`
+	ManagedBy                  string         `json:"managedBy,omitempty"`
+}
+
+// ChangeKind says what a registry write did.
+type ChangeKind int
+
+// The kinds of registry change.
+const (
+	Created ChangeKind = iota + 1
+	Updated
+	Deleted
+)
+
+// A Change describes a committed registry write to a device or a module.
+type Change struct {
+	Kind     ChangeKind
+	DeviceID string
+	ModuleID string // empty for a device
+	// Enabled is false when the identity may no longer connect: deleted,
+	// or disabled (a device's modules follow their device).
+	Enabled bool
+	// CredentialsChanged is true when keys, thumbprints or the
+	// authentication type changed, so that live connections authenticated
+	// with the old credentials may need to be closed.
+	CredentialsChanged bool
+}
+
+// RegistryConfig configures a Registry.
+type RegistryConfig struct {
+	// KV stores the registry; required. Devices are stored as JSON under
+	// Prefix+"devices/"+id, modules under Prefix+"modules/"+id+"/"+moduleID.
+	KV queue.KV
+	// Prefix is the key prefix of the registry's records. Empty means "registry/".
+	Prefix string
+	// OnChange, when set, is called after every Create, Update and Delete
+	// of a device or module, once the write is durable and visible to
+	// lookups, in commit order, from the writer's goroutine and with the
+	// registry's write lock held: it must return quickly and must not call
+	// the registry's write methods. The hub uses it to close the
+	// connections of identities that were deleted or disabled.
+	OnChange func(Change)
+	// Now is the clock for the registry's timestamps. Nil means time.Now.
+	Now func() time.Time
+}
+
+// A Registry is a hub's identity registry: devices and their modules, kept
+// in a queue.KV and cached in memory. It is safe for concurrent use.
+//
+// Lookups serve from the cache; a miss reads the store once however many
+// callers miss the same identity at the same time (a connect storm). The
+// cache holds every identity looked up since the registry was made, and
+// writes update it before they return, so that a disable or a key change
+// takes effect at once. The registry assumes it is the only writer of its
+// records in the store: another process writing them would not be seen.
+type Registry struct {
+	kv       queue.KV
+	prefix   string
+	onChange func(Change)
+	now      func() time.Time
+	rand     io.Reader
+	flight   singleflight.Group
+
+	mu sync.Mutex // serializes writes: check, store, cache, OnChange
+
+	cmu     sync.RWMutex // guards the caches
+	devices map[string]*deviceEntry
+	modules map[[2]string]*moduleEntry
+}
+
+// A deviceEntry is a cached device; dev is nil for a deleted device. Entries
+// are never modified once cached, only replaced.
+type deviceEntry struct {
+	dev  *Device
+	keys keyPair
+	// persisted is the LastActivityTime last written to the store.
+	persisted time.Time
+}
+
+type moduleEntry struct {
+	mod       *Module
+	keys      keyPair
+	persisted time.Time
+}
+
+// activityGranularity is how stale the stored LastActivityTime may get
+// before Touch writes it (IoT Hub's own value may lag by minutes).
+const activityGranularity = time.Minute
+
+// NewRegistry returns a registry over cfg.KV. It reads nothing until used.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+	if cfg.KV == nil {
+		return nil, errors.New("auth: invalid registry config: KV is nil")
+	}
+	r := &Registry{kv: cfg.KV, prefix: cfg.Prefix, onChange: cfg.OnChange, now: cfg.Now, rand: rand.Reader,
+		devices: map[string]*deviceEntry{}, modules: map[[2]string]*moduleEntry{}}
+	if r.prefix == "" {
+		r.prefix = "registry/"
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r, nil
+}
+
+func (r *Registry) deviceKey(id string) string    { return r.prefix + "devices/" + id }
+func (r *Registry) moduleKey(id, m string) string { return r.prefix + "modules/" + id + "/" + m }
+
+// Get returns the device with id, or an error wrapping
+// hubkit.ErrDeviceNotFound. The returned value is the caller's.
+func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
+	e, err := r.device(ctx, id)
+	if err != nil {
+		return Device{}, err
+	}
+	return e.dev.clone(), nil
+}
+
+// GetModule returns a module, or an error wrapping ErrModuleNotFound (or
+// hubkit.ErrDeviceNotFound when the device does not exist).
+func (r *Registry) GetModule(ctx context.Context, id, moduleID string) (Module, error) {
+	e, err := r.module(ctx, id, moduleID)
+	if err != nil {
+		return Module{}, err
+	}
+	return *e.mod, nil
+}
+
+func (d *Device) clone() Device {
+	c := *d
+	c.ParentScopes = append([]string(nil), d.ParentScopes...)
+	if len(c.ParentScopes) == 0 {
+		c.ParentScopes = nil
+	}
+	return c
+}
+
+// device returns the cached entry of a device, loading it on a miss.
+func (r *Registry) device(ctx context.Context, id string) (*deviceEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.cmu.RLock()
+	e := r.devices[id]
+	r.cmu.RUnlock()
+	if e == nil {
+		v, err := r.load(ctx, "d/"+id, func(ctx context.Context) (any, error) {
+			var d Device
+			if err := r.read(ctx, r.deviceKey(id), &d); err != nil {
+				return nil, err
+			}
+			keys, _ := decodeKeys(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
+			e := &deviceEntry{dev: &d, keys: keys, persisted: d.LastActivityTime}
+			r.cmu.Lock()
+			defer r.cmu.Unlock()
+			if old := r.devices[id]; old != nil {
+				return old, nil // a write got there first and is newer
+			}
+			r.devices[id] = e
+			return e, nil
+		})
+		if err != nil {
+			if errors.Is(err, queue.ErrNotFound) {
+				return nil, fmt.Errorf("auth: device %q: %w", clip(id), hubkit.ErrDeviceNotFound)
+			}
+			return nil, fmt.Errorf("auth: get device %q: %w", clip(id), err)
+		}
+		e = v.(*deviceEntry)
+	}
+	if e.dev == nil {
+		return nil, fmt.Errorf("auth: device %q: %w", clip(id), hubkit.ErrDeviceNotFound)
+	}
+	return e, nil
+}
+
+// module returns the cached entry of a module, loading it on a miss.
+func (r *Registry) module(ctx context.Context, id, mid string) (*moduleEntry, error) {
+	if _, err := r.device(ctx, id); err != nil {
+		return nil, err
+	}
+	k := [2]string{id, mid}
+	r.cmu.RLock()
+	e := r.modules[k]
+	r.cmu.RUnlock()
+	if e == nil {
+		v, err := r.load(ctx, "m/"+id+"/"+mid, func(ctx context.Context) (any, error) {
+			var m Module
+			if err := r.read(ctx, r.moduleKey(id, mid), &m); err != nil {
+				return nil, err
+			}
+			keys, _ := decodeKeys(m.Authentication.SymmetricKey.PrimaryKey, m.Authentication.SymmetricKey.SecondaryKey)
+			e := &moduleEntry{mod: &m, keys: keys, persisted: m.LastActivityTime}
+			r.cmu.Lock()
+			defer r.cmu.Unlock()
+			if old := r.modules[k]; old != nil {
+				return old, nil
+			}
+			r.modules[k] = e
+			return e, nil
+		})
+		if err != nil {
+			if errors.Is(err, queue.ErrNotFound) {
+				return nil, fmt.Errorf("auth: module %q of device %q: %w", clip(mid), clip(id), ErrModuleNotFound)
+			}
+			return nil, fmt.Errorf("auth: get module %q of device %q: %w", clip(mid), clip(id), err)
+		}
+		e = v.(*moduleEntry)
+	}
+	if e.mod == nil {
+		return nil, fmt.Errorf("auth: module %q of device %q: %w", clip(mid), clip(id), ErrModuleNotFound)
+	}
+	return e, nil
+}
+
+// load runs fn once for all concurrent callers with the same key. fn runs
+// on a context that ignores the first caller's cancellation, so that one
+// impatient caller does not fail the others; each caller stops waiting
+// when its own ctx ends.
+func (r *Registry) load(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
+	ch := r.flight.DoChan(key, func() (any, error) { return fn(context.WithoutCancel(ctx)) })
+	select {
+	case res := <-ch:
+		return res.Val, res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Registry) read(ctx context.Context, key string, v any) error {
+	b, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("auth: stored record %s: %w", key, err)
+	}
+	return nil
+}
+
+// cacheDevice replaces the cached entry of id; dev nil marks it deleted.
+func (r *Registry) cacheDevice(id string, dev *Device, persisted time.Time) {
+	e := &deviceEntry{dev: dev, persisted: persisted}
+	if dev != nil {
+		e.keys, _ = decodeKeys(dev.Authentication.SymmetricKey.PrimaryKey, dev.Authentication.SymmetricKey.SecondaryKey)
+	}
+	r.cmu.Lock()
+	r.devices[id] = e
+	r.cmu.Unlock()
+}
+
+func (r *Registry) cacheModule(id, mid string, mod *Module, persisted time.Time) {
+	e := &moduleEntry{mod: mod, persisted: persisted}
+	if mod != nil {
+		e.keys, _ = decodeKeys(mod.Authentication.SymmetricKey.PrimaryKey, mod.Authentication.SymmetricKey.SecondaryKey)
+	}
+	r.cmu.Lock()
+	r.modules[[2]string{id, mid}] = e
+	r.cmu.Unlock()
+}
+
+// Create adds a device. It fills the hub-maintained fields, generates
+// missing sas keys (32 random bytes each) and returns the stored device.
+// Errors: hubkit.ErrDeviceAlreadyExists, hubkit.ErrArgumentInvalid for a
+// bad id, status, reason, key (DeviceKeyLengthInvalid: keys must decode
+// to 16-64 bytes) or thumbprint.
+func (r *Registry) Create(ctx context.Context, d Device) (Device, error) {
+	if err := hubkit.ValidateDeviceID(d.DeviceID); err != nil {
+		return Device{}, fmt.Errorf("auth: create device: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.device(ctx, d.DeviceID); err == nil {
+		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, hubkit.ErrDeviceAlreadyExists)
+	} else if !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		return Device{}, err
+	}
+	now := r.now().UTC()
+	n := d.clone()
+	n.GenerationID, n.ConnectionState, n.ConnectionStateUpdatedTime = "", Disconnected, time.Time{}
+	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = now, time.Time{}, 0
+	if err := r.normalize(&n.Status, &n.StatusReason, &n.Authentication, nil, &n.ETag, &n.GenerationID); err != nil {
+		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
+	}
+	if err := r.write(ctx, queue.KVOp{Key: r.deviceKey(n.DeviceID), Value: mustJSON(&n)}); err != nil {
+		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
+	}
+	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
+	r.notify(Change{Kind: Created, DeviceID: n.DeviceID, Enabled: n.Status == StatusEnabled, CredentialsChanged: true})
+	return n.clone(), nil
+}
+
+// Update replaces the device d.DeviceID when its etag matches ifMatch (""
+// or "*" match any). Hub-maintained fields keep their stored values; the
+// etag changes, and statusUpdatedTime when the status changes. Empty sas
+// keys keep the stored keys, or are generated. Errors:
+// hubkit.ErrDeviceNotFound, hubkit.ErrPreconditionFailed, and those of
+// Create.
+func (r *Registry) Update(ctx context.Context, d Device, ifMatch string) (Device, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, err := r.device(ctx, d.DeviceID)
+	if err != nil {
+		return Device{}, err
+	}
+	old := e.dev
+	if !etagMatches(old.ETag, ifMatch) {
+		return Device{}, fmt.Errorf("auth: update device %q: etag %q does not match: %w", d.DeviceID, clip(ifMatch), hubkit.ErrPreconditionFailed)
+	}
+	n := d.clone()
+	n.GenerationID, n.ConnectionState, n.ConnectionStateUpdatedTime = old.GenerationID, old.ConnectionState, old.ConnectionStateUpdatedTime
+	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = old.StatusUpdatedTime, old.LastActivityTime, old.CloudToDeviceMessageCount
+	if err := r.normalize(&n.Status, &n.StatusReason, &n.Authentication, &old.Authentication, &n.ETag, nil); err != nil {
+		return Device{}, fmt.Errorf("auth: update device %q: %w", d.DeviceID, err)
+	}
+	for n.ETag == old.ETag {
+		n.ETag = r.etag()
+	}
+	if n.Status != old.Status {
+		n.StatusUpdatedTime = r.now().UTC()
+	}
+	if err := r.write(ctx, queue.KVOp{Key: r.deviceKey(n.DeviceID), Value: mustJSON(&n)}); err != nil {
+		return Device{}, fmt.Errorf("auth: update device %q: %w", d.DeviceID, err)
+	}
+	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
+	r.notify(Change{Kind: Updated, DeviceID: n.DeviceID, Enabled: n.Status == StatusEnabled, CredentialsChanged: n.Authentication != old.Authentication})
+	return n.clone(), nil
+}
+
+// Delete removes the device and its modules when its etag matches ifMatch
+// ("" or "*" match any). Errors: hubkit.ErrDeviceNotFound,
+// hubkit.ErrPreconditionFailed.
+func (r *Registry) Delete(ctx context.Context, id, ifMatch string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, err := r.device(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !etagMatches(e.dev.ETag, ifMatch) {
+		return fmt.Errorf("auth: delete device %q: etag %q does not match: %w", id, clip(ifMatch), hubkit.ErrPreconditionFailed)
+	}
+	mods, err := r.listModules(ctx, id)
+	if err != nil {
+		return fmt.Errorf("auth: delete device %q: %w", id, err)
+	}
+	ops := []queue.KVOp{{Key: r.deviceKey(id), Delete: true}}
+	for _, m := range mods {
+		ops = append(ops, queue.KVOp{Key: r.moduleKey(id, m.ModuleID), Delete: true})
+	}
+	if err := r.write(ctx, ops...); err != nil {
+		return fmt.Errorf("auth: delete device %q: %w", id, err)
+	}
+	r.cacheDevice(id, nil, time.Time{})
+	for _, m := range mods {
+		r.cacheModule(id, m.ModuleID, nil, time.Time{})
+	}
+	r.notify(Change{Kind: Deleted, DeviceID: id})
+	for _, m := range mods {
+		r.notify(Change{Kind: Deleted, DeviceID: id, ModuleID: m.ModuleID})
+	}
+	return nil
+}
+
+// MaxListLimit is the most devices one List call returns.
+const MaxListLimit = 1000
+
+// List returns up to limit devices whose ids sort after after ("" starts
+// at the beginning), in id order (byte order). A limit of 0 means
+// MaxListLimit; a negative one or one above MaxListLimit is
+// hubkit.ErrArgumentInvalid. To page, pass the last id returned as after.
+func (r *Registry) List(ctx context.Context, after string, limit int) ([]Device, error) {
+	if limit == 0 {
+		limit = MaxListLimit
+	}
+	if limit < 0 || limit > MaxListLimit {
+		return nil, fmt.Errorf("auth: list devices: %w: limit %d is not between 1 and %d", hubkit.ErrArgumentInvalid, limit, MaxListLimit)
+	}
+	p := r.prefix + "devices/"
+	start := ""
+	if after != "" {
+		start = p + after
+	}
+	kvs, err := r.kv.List(ctx, p, start, limit)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list devices: %w", err)
+	}
+	out := make([]Device, 0, len(kvs))
+	for _, kv := range kvs {
+		id := strings.TrimPrefix(kv.Key, p)
+		r.cmu.RLock()
+		e := r.devices[id]
+		r.cmu.RUnlock()
+		if e != nil && e.dev != nil {
+			out = append(out, e.dev.clone()) // fresher: unpersisted activity
+			continue
+		}
+		var d Device
+		if err := json.Unmarshal(kv.Value, &d); err != nil {
+			return nil, fmt.Errorf("auth: stored record %s: %w", kv.Key, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// SetConnectionState records that the device (moduleID empty) or module
+// connected or disconnected, with the time, durably. It does not change
+// the etag or call OnChange.
+func (r *Registry) SetConnectionState(ctx context.Context, id, moduleID string, connected bool) error {
+	state := Disconnected
+	if connected {
+		state = Connected
+	}
+	now := r.now().UTC()
+	return r.updateHubFields(ctx, id, moduleID, true, func(h *hubFields) {
+		*h.state, *h.stateTime = state, now
+	})
+}
+
+// Touch records activity of the device or module at t (connect, send,
+// receive). It updates lookups at once but writes the store only when the
+// stored time is a minute or more older, so that it costs no write per
+// message; the stored value may lag by up to a minute after a crash.
+func (r *Registry) Touch(ctx context.Context, id, moduleID string, t time.Time) error {
+	return r.updateHubFields(ctx, id, moduleID, false, func(h *hubFields) {
+		if t.After(*h.activity) {
+			*h.activity = t.UTC()
+		}
+	})
+}
+
+// SetCloudToDeviceMessageCount records how many messages wait in the
+// device's cloud-to-device queue, durably.
+func (r *Registry) SetCloudToDeviceMessageCount(ctx context.Context, id string, n int) error {
+	return r.updateHubFields(ctx, id, "", true, func(h *hubFields) { *h.count = n })
+}
+
+// hubFields points at the hub-maintained fields of a device or module.
+type hubFields struct {
+	state               *string
+	stateTime, activity *time.Time
+	count               *int
+}
+
+// updateHubFields lets f change the hub-maintained fields of a device or
+// module (moduleID not empty), then caches the result. It writes the store
+// when always is set or the stored activity time is stale.
+func (r *Registry) updateHubFields(ctx context.Context, id, mid string, always bool, f func(*hubFields)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var (
+		key       string
+		persisted time.Time
+		h         hubFields
+		rec       any
+		cache     func(persisted time.Time)
+	)
+	if mid != "" {
+		e, err := r.module(ctx, id, mid)
+		if err != nil {
+			return err
+		}
+		m := *e.mod
+		key, persisted, rec = r.moduleKey(id, mid), e.persisted, &m
+		h = hubFields{&m.ConnectionState, &m.ConnectionStateUpdatedTime, &m.LastActivityTime, &m.CloudToDeviceMessageCount}
+		cache = func(p time.Time) { r.cacheModule(id, mid, &m, p) }
+	} else {
+		e, err := r.device(ctx, id)
+		if err != nil {
+			return err
+		}
+		d := e.dev.clone()
+		key, persisted, rec = r.deviceKey(id), e.persisted, &d
+		h = hubFields{&d.ConnectionState, &d.ConnectionStateUpdatedTime, &d.LastActivityTime, &d.CloudToDeviceMessageCount}
+		cache = func(p time.Time) { r.cacheDevice(id, &d, p) }
+	}
+	f(&h)
+	if always || h.activity.Sub(persisted) >= activityGranularity {
+		if err := r.write(ctx, queue.KVOp{Key: key, Value: mustJSON(rec)}); err != nil {
+			return fmt.Errorf("auth: update %s: %w", key, err)
+		}
+		persisted = *h.activity
+	}
+	cache(persisted)
+	return nil
+}
+
+// CreateModule adds a module to an existing device, like Create.
+// Errors: hubkit.ErrDeviceNotFound, ErrModuleAlreadyExists,
+// hubkit.ErrArgumentInvalid.
+func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
+	if err := hubkit.ValidateDeviceID(m.ModuleID); err != nil {
+		return Module{}, fmt.Errorf("auth: create module: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.module(ctx, m.DeviceID, m.ModuleID); err == nil {
+		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, ErrModuleAlreadyExists)
+	} else if !errors.Is(err, ErrModuleNotFound) {
+		return Module{}, err
+	}
+	m.ConnectionState, m.ConnectionStateUpdatedTime, m.LastActivityTime, m.CloudToDeviceMessageCount = Disconnected, time.Time{}, time.Time{}, 0
+	if err := r.normalize(nil, nil, &m.Authentication, nil, &m.ETag, &m.GenerationID); err != nil {
+		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
+	}
+	if err := r.write(ctx, queue.KVOp{Key: r.moduleKey(m.DeviceID, m.ModuleID), Value: mustJSON(&m)}); err != nil {
+		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
+	}
+	r.cacheModule(m.DeviceID, m.ModuleID, &m, time.Time{})
+	r.notify(Change{Kind: Created, DeviceID: m.DeviceID, ModuleID: m.ModuleID, Enabled: true, CredentialsChanged: true})
+	return m, nil
+}
+
+// DeleteModule removes a module when its etag matches ifMatch ("" or "*"
+// match any). Errors: hubkit.ErrDeviceNotFound, ErrModuleNotFound,
+// hubkit.ErrPreconditionFailed.
+func (r *Registry) DeleteModule(ctx context.Context, id, moduleID, ifMatch string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, err := r.module(ctx, id, moduleID)
+	if err != nil {
+		return err
+	}
+	if !etagMatches(e.mod.ETag, ifMatch) {
+		return fmt.Errorf("auth: delete module %q of device %q: %w", moduleID, id, hubkit.ErrPreconditionFailed)
+	}
+	if err := r.write(ctx, queue.KVOp{Key: r.moduleKey(id, moduleID), Delete: true}); err != nil {
+		return fmt.Errorf("auth: delete module %q of device %q: %w", moduleID, id, err)
+	}
+	r.cacheModule(id, moduleID, nil, time.Time{})
+	r.notify(Change{Kind: Deleted, DeviceID: id, ModuleID: moduleID})
+	return nil
+}
+
+// ListModules returns the modules of a device in id order.
+func (r *Registry) ListModules(ctx context.Context, id string) ([]Module, error) {
+	if _, err := r.device(ctx, id); err != nil {
+		return nil, err
+	}
+	return r.listModules(ctx, id)
+}
+
+func (r *Registry) listModules(ctx context.Context, id string) ([]Module, error) {
+	var out []Module
+	p := r.moduleKey(id, "")
+	after := ""
+	for {
+		kvs, err := r.kv.List(ctx, p, after, MaxListLimit)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			var m Module
+			if err := json.Unmarshal(kv.Value, &m); err != nil {
+				return nil, fmt.Errorf("auth: stored record %s: %w", kv.Key, err)
+			}
+			out = append(out, m)
+		}
+		if len(kvs) < MaxListLimit {
+			return out, nil
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+}
+
+// normalize checks and completes status, reason and authentication
+// (status and reason nil for modules), generates a new etag and, when
+// generationID is not nil, a new generation id. old is the stored
+// authentication on update, whose keys empty sas keys keep.
+func (r *Registry) normalize(status *Status, reason *string, a, old *Authentication, etag, generationID *string) error {
+	if status != nil {
+		switch {
+		case *status == "" || strings.EqualFold(string(*status), string(StatusEnabled)):
+			*status = StatusEnabled
+		case strings.EqualFold(string(*status), string(StatusDisabled)):
+			*status = StatusDisabled
+		default:
+			return fmt.Errorf("%w: status %q is not enabled or disabled", hubkit.ErrArgumentInvalid, clip(string(*status)))
+		}
+		if n := utf8.RuneCountInString(*reason); n > 128 || !utf8.ValidString(*reason) {
+			return fmt.Errorf("%w: statusReason must be valid UTF-8 of at most 128 characters", hubkit.ErrArgumentInvalid)
+		}
+	}
+	for _, t := range []AuthType{AuthSAS, AuthSelfSigned, AuthCertificateAuthority, AuthNone} {
+		if strings.EqualFold(string(a.Type), string(t)) {
+			a.Type = t
+		}
+	}
+	if a.Type == "" {
+		a.Type = AuthSAS
+	}
+	k, tp := &a.SymmetricKey, &a.X509Thumbprint
+	switch a.Type {
+	case AuthSAS:
+		if *tp != (X509Thumbprint{}) {
+			return fmt.Errorf("%w: a sas identity has no thumbprints", hubkit.ErrArgumentInvalid)
+		}
+		if old != nil && old.Type == AuthSAS && *k == (SymmetricKey{}) {
+			*k = old.SymmetricKey
+		}
+		for _, key := range []*string{&k.PrimaryKey, &k.SecondaryKey} {
+			if *key == "" {
+				var err error
+				if *key, err = newKey(r.rand); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := decodeKeys(k.PrimaryKey, k.SecondaryKey); err != nil {
+			return err
+		}
+	case AuthSelfSigned:
+		if *k != (SymmetricKey{}) {
+			return fmt.Errorf("%w: a selfSigned identity has no symmetric keys", hubkit.ErrArgumentInvalid)
+		}
+		if err := ValidateThumbprint(tp.PrimaryThumbprint); err != nil {
+			return fmt.Errorf("primary thumbprint: %w", err)
+		}
+		if tp.SecondaryThumbprint != "" {
+			if err := ValidateThumbprint(tp.SecondaryThumbprint); err != nil {
+				return fmt.Errorf("secondary thumbprint: %w", err)
+			}
+		}
+	case AuthCertificateAuthority, AuthNone:
+		if *k != (SymmetricKey{}) || *tp != (X509Thumbprint{}) {
+			return fmt.Errorf("%w: a %s identity has neither keys nor thumbprints", hubkit.ErrArgumentInvalid, a.Type)
+		}
+	default:
+		return fmt.Errorf("%w: authentication type %q is not sas, selfSigned, certificateAuthority or none", hubkit.ErrArgumentInvalid, clip(string(a.Type)))
+	}
+	*etag = r.etag()
+	if generationID != nil {
+		*generationID = r.generationID()
+	}
+	return nil
+}
+
+// etag returns a fresh etag: base64 of a random decimal number, the form
+// IoT Hub's etags take (e.g. NzA2NjU2ODc=).
+func (r *Registry) etag() string {
+	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(uint64(r.random()%1e9), 10)))
+}
+
+// generationID returns 18 random decimal digits, the first not zero.
+func (r *Registry) generationID() string {
+	return strconv.FormatUint(1e17+r.random()%(9e17), 10)
+}
+
+func (r *Registry) random() uint64 {
+	var b [8]byte
+	if _, err := io.ReadFull(r.rand, b[:]); err != nil {
+		// Only a broken crypto/rand gets here; ids must still differ.
+		b = [8]byte(binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func etagMatches(etag, ifMatch string) bool {
+	ifMatch = strings.Trim(ifMatch, `"`)
+	return ifMatch == "" || ifMatch == "*" || ifMatch == etag
+}
+
+func (r *Registry) write(ctx context.Context, ops ...queue.KVOp) error {
+	return r.kv.Write(ctx, ops...)
+}
+
+func (r *Registry) notify(c Change) {
+	if r.onChange != nil {
+		r.onChange(c)
+	}
+}
+
+// mustJSON encodes registry records, which always encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("auth: encode registry record: " + err.Error())
+	}
+	return b
+}

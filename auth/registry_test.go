@@ -1,0 +1,372 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+)
+
+var ctx = context.Background()
+
+func TestRegistryCreateGet(t *testing.T) {
+	r := newRegistry(t, newMapKV(), nil)
+	d, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[1-9][0-9]{17}$`).MatchString(d.GenerationID) {
+		t.Errorf("generationId %q is not 18 decimal digits", d.GenerationID)
+	}
+	if _, err := base64.StdEncoding.DecodeString(d.ETag); err != nil || d.ETag == "" {
+		t.Errorf("etag %q is not base64: %v", d.ETag, err)
+	}
+	for _, k := range []string{d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey} {
+		if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) != 32 {
+			t.Errorf("generated key %q: %d bytes, %v", k, len(b), err)
+		}
+	}
+	if d.Status != auth.StatusEnabled || d.Authentication.Type != auth.AuthSAS || d.ConnectionState != auth.Connected && d.ConnectionState != auth.Disconnected || !d.StatusUpdatedTime.Equal(testNow) {
+		t.Errorf("defaults: %+v", d)
+	}
+	got, err := r.Get(ctx, "dev-1")
+	if err != nil || !reflect.DeepEqual(got, d) {
+		t.Errorf("Get = %+v, %v\nwant %+v", got, err, d)
+	}
+	if _, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"}); !errors.Is(err, hubkit.ErrDeviceAlreadyExists) {
+		t.Errorf("second Create = %v, want ErrDeviceAlreadyExists", err)
+	}
+	if _, err := r.Get(ctx, "dev-2"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("Get(unknown) = %v, want ErrDeviceNotFound", err)
+	}
+}
+
+func TestRegistryJSONFieldNames(t *testing.T) {
+	r := newRegistry(t, newMapKV(), nil)
+	d, err := r.Create(ctx, auth.Device{DeviceID: "dev-1", Capabilities: auth.Capabilities{IotEdge: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := jsonMarshal(d)
+	for _, f := range []string{`"deviceId":"dev-1"`, `"generationId":`, `"etag":`, `"connectionState":"Disconnected"`, `"status":"enabled"`,
+		`"statusReason":`, `"connectionStateUpdatedTime":"0001-01-01T00:00:00Z"`, `"statusUpdatedTime":`, `"lastActivityTime":`,
+		`"cloudToDeviceMessageCount":0`, `"authentication":{"symmetricKey":{"primaryKey":`, `"secondaryKey":`,
+		`"x509Thumbprint":{"primaryThumbprint":`, `"type":"sas"`, `"capabilities":{"iotEdge":true}`} {
+		if !strings.Contains(string(b), f) {
+			t.Errorf("device JSON lacks %s:\n%s", f, b)
+		}
+	}
+}
+
+func TestRegistryCreateInvalid(t *testing.T) {
+	short := base64.StdEncoding.EncodeToString(make([]byte, 15))
+	long := base64.StdEncoding.EncodeToString(make([]byte, 65))
+	sha1 := strings.Repeat("ab", 20)
+	for _, tc := range []struct {
+		name string
+		d    auth.Device
+		want string
+	}{
+		{"empty id", auth.Device{}, "empty"},
+		{"slash in id", auth.Device{DeviceID: "a/b"}, "not allowed"},
+		{"status", auth.Device{DeviceID: "d", Status: "paused"}, "status"},
+		{"reason", auth.Device{DeviceID: "d", StatusReason: strings.Repeat("é", 129)}, "statusReason"},
+		{"short key", auth.Device{DeviceID: "d", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: short}}}, "DeviceKeyLengthInvalid"},
+		{"long key", auth.Device{DeviceID: "d", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{SecondaryKey: long}}}, "DeviceKeyLengthInvalid"},
+		{"key not base64", auth.Device{DeviceID: "d", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: "$$$"}}}, "DeviceKeyLengthInvalid"},
+		{"sas with thumbprint", auth.Device{DeviceID: "d", Authentication: auth.Authentication{X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: sha1}}}, "no thumbprints"},
+		{"selfSigned without thumbprint", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: auth.AuthSelfSigned}}, "thumbprint"},
+		{"selfSigned bad thumbprint", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: auth.AuthSelfSigned, X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: "abc"}}}, "40 (SHA-1)"},
+		{"selfSigned bad secondary", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: auth.AuthSelfSigned, X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: sha1, SecondaryThumbprint: sha1 + "zz"}}}, "secondary"},
+		{"CA with keys", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority, SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}}, "neither keys"},
+		{"unknown type", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: "password"}}, "authentication type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t, newMapKV(), nil)
+			_, err := r.Create(ctx, tc.d)
+			if !errors.Is(err, hubkit.ErrArgumentInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Create = %v, want ArgumentInvalid mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRegistryUpdate(t *testing.T) {
+	clk := newClock(testNow)
+	r, err := auth.NewRegistry(auth.RegistryConfig{KV: newMapKV(), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.Create(ctx, auth.Device{DeviceID: "dev-1", Status: "Enabled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetCloudToDeviceMessageCount(ctx, "dev-1", 3); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	upd := d
+	upd.Status, upd.StatusReason, upd.CloudToDeviceMessageCount = auth.StatusDisabled, "stolen", 99
+	upd.Authentication.SymmetricKey = auth.SymmetricKey{}
+	if _, err := r.Update(ctx, upd, "bm9wZQ=="); !errors.Is(err, hubkit.ErrPreconditionFailed) {
+		t.Errorf("Update with a stale etag = %v, want ErrPreconditionFailed", err)
+	}
+	u, err := r.Update(ctx, upd, `"`+d.ETag+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case u.ETag == d.ETag:
+		t.Error("etag did not change")
+	case u.GenerationID != d.GenerationID:
+		t.Error("generationId changed on update")
+	case u.Authentication.SymmetricKey != d.Authentication.SymmetricKey:
+		t.Error("empty keys on update did not keep the stored keys")
+	case u.CloudToDeviceMessageCount != 3:
+		t.Errorf("cloudToDeviceMessageCount = %d, want the hub's 3", u.CloudToDeviceMessageCount)
+	case !u.StatusUpdatedTime.Equal(clk.Now()) || u.Status != auth.StatusDisabled || u.StatusReason != "stolen":
+		t.Errorf("status not updated: %+v", u)
+	}
+	u2, err := r.Update(ctx, u, "*")
+	if err != nil || u2.ETag == u.ETag || !u2.StatusUpdatedTime.Equal(u.StatusUpdatedTime) {
+		t.Errorf("unconditional Update: %+v, %v", u2, err)
+	}
+	if _, err := r.Update(ctx, auth.Device{DeviceID: "ghost"}, "*"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("Update(unknown) = %v", err)
+	}
+	// Connection state and activity do not churn the etag.
+	if err := r.SetConnectionState(ctx, "dev-1", "", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Touch(ctx, "dev-1", "", clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := r.Get(ctx, "dev-1")
+	if g.ETag != u2.ETag || g.ConnectionState != auth.Connected || !g.ConnectionStateUpdatedTime.Equal(clk.Now()) || !g.LastActivityTime.Equal(clk.Now()) {
+		t.Errorf("after SetConnectionState and Touch: %+v", g)
+	}
+}
+
+func TestRegistryDeleteAndRecreate(t *testing.T) {
+	r := newRegistry(t, newMapKV(), nil)
+	d, _ := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete(ctx, "dev-1", "bm9wZQ=="); !errors.Is(err, hubkit.ErrPreconditionFailed) {
+		t.Errorf("Delete with a stale etag = %v", err)
+	}
+	if err := r.Delete(ctx, "dev-1", d.ETag); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "dev-1"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("Get after Delete = %v", err)
+	}
+	if err := r.Delete(ctx, "dev-1", "*"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("second Delete = %v", err)
+	}
+	n, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	if err != nil || n.GenerationID == d.GenerationID {
+		t.Errorf("re-created device: generationId %q (was %q), %v", n.GenerationID, d.GenerationID, err)
+	}
+	if _, err := r.GetModule(ctx, "dev-1", "m1"); !errors.Is(err, auth.ErrModuleNotFound) {
+		t.Errorf("module of a deleted device survived: %v", err)
+	}
+}
+
+func TestRegistryModules(t *testing.T) {
+	r := newRegistry(t, newMapKV(), nil)
+	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("CreateModule on a missing device = %v", err)
+	}
+	r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	m, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1", ManagedBy: "IotEdge"})
+	if err != nil || m.GenerationID == "" || m.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("CreateModule = %+v, %v", m, err)
+	}
+	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}); !errors.Is(err, auth.ErrModuleAlreadyExists) {
+		t.Errorf("duplicate CreateModule = %v", err)
+	}
+	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "a/b"}); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+		t.Errorf("CreateModule with a bad id = %v", err)
+	}
+	r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m0"})
+	ms, err := r.ListModules(ctx, "dev-1")
+	if err != nil || len(ms) != 2 || ms[0].ModuleID != "m0" || ms[1].ModuleID != "m1" {
+		t.Errorf("ListModules = %+v, %v", ms, err)
+	}
+	if err := r.DeleteModule(ctx, "dev-1", "m1", m.ETag); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GetModule(ctx, "dev-1", "m1"); !errors.Is(err, auth.ErrModuleNotFound) {
+		t.Errorf("GetModule after delete = %v", err)
+	}
+}
+
+func TestRegistryList(t *testing.T) {
+	r := newRegistry(t, newMapKV(), nil)
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("dev-%02d", i)
+		want = append(want, id)
+		if _, err := r.Create(ctx, auth.Device{DeviceID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	after := ""
+	for {
+		page, err := r.List(ctx, after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			got = append(got, d.DeviceID)
+		}
+		if len(page) < 10 {
+			break
+		}
+		after = page[len(page)-1].DeviceID
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("paged List = %v\nwant %v", got, want)
+	}
+	for _, limit := range []int{-1, auth.MaxListLimit + 1} {
+		if _, err := r.List(ctx, "", limit); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+			t.Errorf("List limit %d = %v, want ArgumentInvalid", limit, err)
+		}
+	}
+}
+
+func TestRegistrySurvivesRestart(t *testing.T) {
+	kv := newMapKV()
+	r := newRegistry(t, kv, nil)
+	d, _ := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	d.StatusReason = "maintenance"
+	d, err := r.Update(ctx, d, d.ETag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"})
+	r.SetConnectionState(ctx, "dev-1", "", true)
+	r.Touch(ctx, "dev-1", "", testNow.Add(time.Minute))      // persisted: the stored time is older than a minute
+	r.Touch(ctx, "dev-1", "", testNow.Add(time.Minute+10e9)) // cached only
+	before, _ := r.Get(ctx, "dev-1")
+
+	r2 := newRegistry(t, kv, nil) // a restart over the same store
+	after, err := r2.Get(ctx, "dev-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ETag != d.ETag || after.GenerationID != d.GenerationID || after.Authentication != d.Authentication || after.ConnectionState != auth.Connected {
+		t.Errorf("after restart:\n%+v\nbefore:\n%+v", after, before)
+	}
+	if !after.LastActivityTime.Equal(testNow.Add(time.Minute)) {
+		t.Errorf("persisted lastActivityTime = %v, want the first Touch (the second is within a minute)", after.LastActivityTime)
+	}
+	if _, err := r2.Update(ctx, after, d.ETag); err != nil {
+		t.Errorf("Update with the etag from before the restart = %v", err)
+	}
+	if _, err := r2.GetModule(ctx, "dev-1", "m1"); err != nil {
+		t.Errorf("module after restart: %v", err)
+	}
+}
+
+func TestRegistryOnChange(t *testing.T) {
+	var mu sync.Mutex
+	var got []auth.Change
+	r := newRegistry(t, newMapKV(), func(c auth.Change) {
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+	})
+	d, _ := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"})
+	d.Status = auth.StatusDisabled
+	d, _ = r.Update(ctx, d, "*")
+	d.Authentication.SymmetricKey.PrimaryKey = deviceKey
+	r.Update(ctx, d, "*")
+	r.SetConnectionState(ctx, "dev-1", "", true) // no change event
+	r.Delete(ctx, "dev-1", "*")
+	want := []auth.Change{
+		{Kind: auth.Created, DeviceID: "dev-1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Created, DeviceID: "dev-1", ModuleID: "m1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Updated, DeviceID: "dev-1"},
+		{Kind: auth.Updated, DeviceID: "dev-1", CredentialsChanged: true},
+		{Kind: auth.Deleted, DeviceID: "dev-1"},
+		{Kind: auth.Deleted, DeviceID: "dev-1", ModuleID: "m1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changes:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// gateKV blocks Gets until released and records how many ran at once.
+type gateKV struct {
+	*mapKV
+	release          chan struct{}
+	running, maxSeen atomic.Int64
+}
+
+func (g *gateKV) Get(ctx context.Context, key string) ([]byte, error) {
+	n := g.running.Add(1)
+	defer g.running.Add(-1)
+	for {
+		m := g.maxSeen.Load()
+		if n <= m || g.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-g.release
+	return g.mapKV.Get(ctx, key)
+}
+
+func TestRegistryCacheAndSingleflight(t *testing.T) {
+	kv := newMapKV()
+	newRegistry(t, kv, nil).Create(ctx, auth.Device{DeviceID: "dev-1"})
+	g := &gateKV{mapKV: kv, release: make(chan struct{})}
+	r, _ := auth.NewRegistry(auth.RegistryConfig{KV: g})
+	const n = 50
+	var started, done sync.WaitGroup
+	started.Add(n)
+	for range n {
+		done.Go(func() {
+			started.Done()
+			if _, err := r.Get(ctx, "dev-1"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	started.Wait()
+	close(g.release)
+	done.Wait()
+	if m := g.maxSeen.Load(); m != 1 {
+		t.Errorf("%d concurrent store reads of one device, want 1 (misses share one read)", m)
+	}
+	before := kv.gets.Load()
+	if before >= n {
+		t.Errorf("%d store reads for %d lookups", before, n)
+	}
+	for range 100 {
+		r.Get(ctx, "dev-1")
+	}
+	if kv.gets.Load() != before {
+		t.Errorf("warm lookups read the store %d times", kv.gets.Load()-before)
+	}
+}
+
+func TestRegistryConfig(t *testing.T) {
+	if _, err := auth.NewRegistry(auth.RegistryConfig{}); err == nil {
+		t.Error("NewRegistry without a KV succeeded")
+	}
+}
