@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/route"
 )
 
 // Config configures a [Hub]. Its zero value runs a hub named "hubkit" on a
@@ -45,10 +48,16 @@ type Config struct {
 	// ready, and stops them first in Shutdown. Nil means none: devices
 	// then reach the hub only through Go calls.
 	Brokers []broker.Broker
-	// Router decides which endpoint streams a device-to-cloud message or
-	// device event goes to. Nil means IoT Hub without routes: telemetry
-	// goes to the built-in events stream and device events are dropped.
-	Router Router
+	// Router decides which endpoints a device-to-cloud message or device
+	// event goes to; when it is also a [route.Enricher], the hub enriches
+	// each endpoint's copy before storing it. Nil means a [route.Table]
+	// without routes: telemetry goes to the built-in endpoint ("events")
+	// by the fallback route and device events are dropped.
+	Router route.Router
+	// Endpoints are the custom endpoints routes may name. Each gets its
+	// own stream in Queue, named after it, and its own delivery loop, so
+	// that a slow endpoint never delays another. The hub closes them.
+	Endpoints []Endpoint
 
 	// Partitions is the number of partitions of the built-in events
 	// stream, 2 to 32. Zero means 4. It must not change between runs on
@@ -95,6 +104,20 @@ type Config struct {
 	clock clock
 }
 
+// An Endpoint is a custom endpoint of the hub.
+type Endpoint struct {
+	// Name is what routes call the endpoint: 1 to 64 ASCII letters,
+	// digits, '.', '_' and '-', unique case-insensitively, and none of
+	// events, fileNotifications and $default.
+	Name string
+	// Endpoint receives the messages routed to Name.
+	Endpoint endpoint.Endpoint
+	// Delivery tunes batching, retry and retention. The hub sets its
+	// Name, Endpoint, Streams, Stream, Partitions and, when nil, Logger
+	// and Clock.
+	Delivery endpoint.DeliveryConfig
+}
+
 // A clock tells the time and waits. Tests replace it to make
 // time-dependent behaviour exact.
 type clock interface {
@@ -107,7 +130,10 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-var consumerGroupName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,50}$`)
+var (
+	consumerGroupName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,50}$`)
+	endpointName      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
 
 // withDefaults returns c with zero fields set to their defaults, and every
 // problem with the values given.
@@ -183,6 +209,19 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, ok := c.Registry.(*auth.Registry); c.Registry != nil && !ok && c.Authenticator == nil {
 		bad("Registry is not an *auth.Registry, so the default Authenticator cannot use it: set Authenticator")
+	}
+	names := map[string]bool{"events": true, "filenotifications": true, "$default": true}
+	for i, e := range c.Endpoints {
+		switch {
+		case !endpointName.MatchString(e.Name):
+			bad("Endpoints[%d]: name %q: use 1 to 64 ASCII letters, digits, '.', '_' and '-'", i, e.Name)
+		case names[strings.ToLower(e.Name)]:
+			bad("Endpoints[%d]: name %q is reserved or used twice", i, e.Name)
+		}
+		names[strings.ToLower(e.Name)] = true
+		if e.Endpoint == nil {
+			bad("Endpoints[%d] (%s): Endpoint is nil", i, e.Name)
+		}
 	}
 	for i, b := range c.Brokers {
 		if b == nil {

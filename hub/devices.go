@@ -9,6 +9,7 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/route"
 )
 
 // touch records activity of an identity in the registry. It is best
@@ -42,7 +43,7 @@ func (h *Hub) connection(ctx context.Context, id auth.Identity, connected bool) 
 	}
 	h.touch(ctx, id.DeviceID, id.ModuleID, now)
 	body := fmt.Sprintf(`{"sequenceNumber":"%064X"}`, h.nextEventSeq(now))
-	h.event(ctx, hubkit.SourceConnectionState, "deviceConnectionStateNotification", op, id.DeviceID, id.ModuleID, now, []byte(body))
+	h.event(ctx, route.DeviceConnectionStateEvents, "deviceConnectionStateNotification", op, id.DeviceID, id.ModuleID, now, []byte(body))
 }
 
 // nextEventSeq returns the next connection event sequence number: strictly
@@ -58,9 +59,15 @@ func (h *Hub) nextEventSeq(now time.Time) uint64 {
 	}
 }
 
+// sourceNames are the iothub-message-source values of the routing sources.
+var sourceNames = map[route.Source]string{
+	route.DeviceLifecycleEvents:       hubkit.SourceLifecycle,
+	route.DeviceConnectionStateEvents: hubkit.SourceConnectionState,
+}
+
 // event emits a device event with the properties of IoT Hub's
 // non-telemetry events. Like IoT Hub, it is dropped unless a route takes it.
-func (h *Hub) event(ctx context.Context, source, schema, op, deviceID, moduleID string, now time.Time, body []byte) {
+func (h *Hub) event(ctx context.Context, source route.Source, schema, op, deviceID, moduleID string, now time.Time, body []byte) {
 	m := &hubkit.Message{Body: body, System: hubkit.SystemProperties{
 		CorrelationID:      newID(),
 		UserID:             h.name,
@@ -69,7 +76,7 @@ func (h *Hub) event(ctx context.Context, source, schema, op, deviceID, moduleID 
 		ConnectionDeviceID: deviceID,
 		ConnectionModuleID: moduleID,
 		EnqueuedTime:       now,
-		MessageSource:      source,
+		MessageSource:      sourceNames[source],
 	}}
 	m.Properties.Set("hubName", h.name)
 	m.Properties.Set("deviceId", deviceID)
@@ -79,7 +86,11 @@ func (h *Hub) event(ctx context.Context, source, schema, op, deviceID, moduleID 
 	m.Properties.Set("operationTimestamp", now.Format(time.RFC3339Nano))
 	m.Properties.Set("iothub-message-schema", schema)
 	m.Properties.Set("opType", op)
-	entries := h.route(m)
+	entries, err := h.route(ctx, source, m)
+	if err != nil {
+		h.log.LogAttrs(ctx, slog.LevelError, "device event lost", slog.String("device_id", deviceID), slog.String("op", op), slog.Any("err", err))
+		return
+	}
 	if len(entries) == 0 {
 		return
 	}
@@ -104,7 +115,7 @@ func (h *Hub) lifecycle(ctx context.Context, op string, d auth.Device) {
 		h.log.LogAttrs(ctx, slog.LevelError, "encode lifecycle event", slog.Any("err", err))
 		return
 	}
-	h.event(ctx, hubkit.SourceLifecycle, "deviceLifecycleNotification", op, d.DeviceID, "", now, body)
+	h.event(ctx, route.DeviceLifecycleEvents, "deviceLifecycleNotification", op, d.DeviceID, "", now, body)
 }
 
 // GetDevice returns a device from the registry, with

@@ -49,7 +49,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	cfg := hub.Config{
 		HostName: testHost,
 		Queue:    q,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:   discard(),
 	}
 	hub.SetClock(&cfg, o.clock)
 	if o.config != nil {
@@ -97,3 +97,5 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

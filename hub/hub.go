@@ -14,7 +14,9 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/route"
 )
 
 // ErrNotStarted is returned by calls that need the store before Start
@@ -55,6 +57,11 @@ type Hub struct {
 	inShut  bool         // pending is closed
 	pending chan *commit // to the committer
 
+	router     route.Router
+	enricher   route.Enricher  // nil when router is not one
+	streams    map[string]bool // the endpoint streams: events and each custom endpoint
+	deliveries []*endpoint.Delivery
+
 	groupsMu sync.Mutex // serialises consumer group changes
 
 	fb *feedback
@@ -81,6 +88,19 @@ func New(cfg Config) (*Hub, error) {
 		log:     cfg.Logger.With("component", "hub"),
 		name:    name,
 		pending: make(chan *commit, 4096),
+	}
+	h.router = cfg.Router
+	if h.router == nil {
+		t, err := route.New(route.Config{HubName: name, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("hub: default router: %w", err)
+		}
+		h.router = t
+	}
+	h.enricher, _ = h.router.(route.Enricher)
+	h.streams = map[string]bool{EventsStream: true}
+	for _, e := range cfg.Endpoints {
+		h.streams[e.Name] = true
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.group, h.ctx = errgroup.WithContext(h.ctx)
@@ -117,6 +137,24 @@ func (h *Hub) Start(ctx context.Context) error {
 	if err := h.q.SetRetention(EventsStream, queue.Retention{MaxAge: h.cfg.Retention}); err != nil {
 		return fmt.Errorf("hub: set retention of %s: %w", EventsStream, err)
 	}
+	for _, e := range h.cfg.Endpoints {
+		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: h.cfg.Retention}); err != nil {
+			return fmt.Errorf("hub: set retention of %s: %w", e.Name, err)
+		}
+		dc := e.Delivery
+		dc.Name, dc.Endpoint, dc.Streams, dc.Stream, dc.Partitions = e.Name, e.Endpoint, h.q, e.Name, h.cfg.Partitions
+		if dc.Logger == nil {
+			dc.Logger = h.cfg.Logger
+		}
+		if dc.Clock == nil {
+			dc.Clock = h.cfg.clock
+		}
+		d, err := endpoint.NewDelivery(dc)
+		if err != nil {
+			return fmt.Errorf("hub: endpoint %s: %w", e.Name, err)
+		}
+		h.deliveries = append(h.deliveries, d)
+	}
 	if err := h.ensureDefaultGroup(ctx); err != nil {
 		return err
 	}
@@ -127,6 +165,15 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.fb = fb
 	h.group.Go(h.commitLoop)
 	h.group.Go(fb.run)
+	for _, d := range h.deliveries {
+		h.group.Go(func() error {
+			// A store failure stops this endpoint only, never the hub.
+			if err := d.Run(h.ctx); err != nil {
+				h.log.LogAttrs(h.ctx, slog.LevelError, "endpoint delivery stopped", slog.String("endpoint", d.Health().EndpointID), slog.Any("err", err))
+			}
+			return nil
+		})
+	}
 	for i, b := range h.cfg.Brokers {
 		if err := b.Start(ctx, h); err != nil {
 			return fmt.Errorf("hub: start broker %d: %w", i, err)
@@ -192,6 +239,14 @@ func (h *Hub) Close() error {
 		}
 		for c := range h.pending { // what the committer left: closed above
 			c.finish(hubkit.ErrClosed)
+		}
+		for _, d := range h.deliveries {
+			errs = append(errs, d.Close())
+		}
+		for _, e := range h.cfg.Endpoints {
+			if err := e.Endpoint.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("hub: close endpoint %s: %w", e.Name, err))
+			}
 		}
 		if h.ownQueue {
 			if err := h.q.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/route"
 )
 
 // EventsStream is the name of the built-in endpoint's stream, and the
@@ -69,27 +70,43 @@ func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message,
 	// which only the broker knows; the hub keeps what it was given.
 	h.touch(ctx, id.DeviceID, id.ModuleID, s.EnqueuedTime)
 	h.metrics.d2cIn.Add(1)
-	h.enqueue(ctx, h.route(m), done)
+	entries, err := h.route(ctx, route.DeviceMessages, m)
+	if err != nil {
+		done(err)
+		return
+	}
+	h.enqueue(ctx, entries, done)
 }
 
-// route returns the entries of m: one per endpoint stream the router
-// chose, all sharing m.
-func (h *Hub) route(m *hubkit.Message) []queue.Entry {
-	var streams []string
-	if h.cfg.Router != nil {
-		streams = h.cfg.Router.Route(m)
-	} else if m.System.MessageSource == hubkit.SourceTelemetry {
-		streams = []string{EventsStream}
+// route returns the entries of m: one per endpoint the router chose, with
+// the endpoint's enrichments. An endpoint the hub does not have, or whose
+// enriched copy is too large, does not get the message.
+func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message) ([]queue.Entry, error) {
+	names, err := h.router.Route(ctx, source, m)
+	if err != nil {
+		return nil, fmt.Errorf("hub: route: %w", err)
 	}
 	p := h.Partition(m.System.ConnectionDeviceID)
-	entries := make([]queue.Entry, len(streams))
-	for i, s := range streams {
-		entries[i] = queue.Entry{Stream: s, Partition: p, Message: m}
+	entries := make([]queue.Entry, 0, len(names))
+	for _, name := range names {
+		if !h.streams[name] {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "route names an unknown endpoint", slog.String("endpoint", name))
+			continue
+		}
+		em := m
+		if h.enricher != nil {
+			if em, err = h.enricher.Enrich(ctx, name, m); err != nil {
+				h.log.LogAttrs(ctx, slog.LevelWarn, "enrichment failed: message dropped for the endpoint",
+					slog.String("endpoint", name), slog.String("device_id", m.System.ConnectionDeviceID), slog.Any("err", err))
+				continue
+			}
+		}
+		entries = append(entries, queue.Entry{Stream: name, Partition: p, Message: em})
 	}
 	if len(entries) == 0 {
 		h.metrics.d2cDropped.Add(1)
 	}
-	return entries
+	return entries, nil
 }
 
 // enqueue hands entries to the committer. A message routed nowhere is
