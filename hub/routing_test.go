@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit"
-	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/endpoint"
+	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/route"
 )
 
