@@ -1,0 +1,702 @@
+package queuetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/queue"
+)
+
+func testDeviceQueues(t *testing.T, h Harness) {
+	runRules(t, h, []rule{
+		{name: "EnqueueStampsIncreasingSequences", run: testEnqueueSequences},
+		{name: "ReceiveIsFIFOWithALockPerDelivery", run: testReceiveFIFO},
+		{name: "NoMemorySharedWithCaller", run: testQueueNoSharing},
+		{name: "MaxDepthRefusesWithErrQueueFull", run: testMaxDepth},
+		{name: "LockTimeoutMakesMessageVisibleAgain", run: testLockTimeout},
+		{name: "SettlingNeedsALiveToken", run: testLockLost},
+		{name: "Complete", run: testComplete},
+		{name: "Reject", run: testReject},
+		{name: "AbandonCountsAndKeepsPlace", run: testAbandon},
+		{name: "AbandonDeadLettersAtMaxDeliveryCount", run: testAbandonDeadLetter},
+		{name: "ReleaseDoesNotCount", run: testRelease},
+		{name: "ExpiredMessagesAreNeverReceived", run: testExpiryAtReceive},
+		{name: "ExpireDeadLettersExpiredMessages", run: testExpire},
+		{name: "JournalOnlyWhenAsked", run: testJournalOptIn},
+		{name: "OutcomesWaitAndEndWithContext", run: testOutcomesWait},
+		{name: "OutcomesCursorNeverMovesBackwards", run: testOutcomesCursor},
+		{name: "Purge", run: testPurge},
+		{name: "LenAndPeek", run: testLenPeek},
+		{name: "ReceiveWaitsForEnqueue", run: testReceiveWaits},
+		{name: "QueuesAreIndependent", run: testQueuesIndependent},
+		{name: "BadInputGivesErrors", run: testQueueBadInput},
+		{name: "ReopenKeepsQueuesLocksAndJournal", run: testQueuesReopen, persistent: true},
+	})
+}
+
+const lock = time.Minute
+
+var journal = queue.EnqueueOptions{Journal: true}
+
+func enqueue(t *testing.T, e *env, q, body string, opts queue.EnqueueOptions) uint64 {
+	t.Helper()
+	seq, err := e.q.Enqueue(e.ctx, q, msg(body), opts)
+	if err != nil {
+		t.Fatalf("Enqueue(%s, %s): %v", q, body, err)
+	}
+	return seq
+}
+
+func receive(t *testing.T, e *env, q string) queue.Delivery {
+	t.Helper()
+	d, err := e.q.Receive(e.ctx, q, queue.ReceiveOptions{Lock: lock, NoWait: true})
+	if err != nil {
+		t.Fatalf("Receive(%s): %v", q, err)
+	}
+	return d
+}
+
+// empty checks that q has no visible message.
+func empty(t *testing.T, e *env, rule, q string) {
+	t.Helper()
+	d, err := e.q.Receive(e.ctx, q, queue.ReceiveOptions{Lock: lock, NoWait: true})
+	if !errors.Is(err, queue.ErrEmpty) {
+		t.Errorf("%s: Receive with NoWait returned %q, %v; want queue.ErrEmpty", rule, d.Message.Body, err)
+	}
+}
+
+func qlen(t *testing.T, e *env, q string) int {
+	t.Helper()
+	n, err := e.q.Len(e.ctx, q)
+	if err != nil {
+		t.Fatalf("Len(%s): %v", q, err)
+	}
+	return n
+}
+
+// outcomes returns every outcome in the journal from from on, without waiting.
+func outcomes(t *testing.T, e *env, from uint64) []queue.Outcome {
+	t.Helper()
+	var all []queue.Outcome
+	for {
+		ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
+		os, err := e.q.Outcomes(ctx, from, 100)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return all
+		}
+		if err != nil {
+			t.Fatalf("Outcomes(%d): %v", from, err)
+		}
+		if len(os) == 0 {
+			t.Fatalf("Outcomes(%d) returned nothing and no error", from)
+		}
+		all = append(all, os...)
+		from = os[len(os)-1].Seq + 1
+	}
+}
+
+// wantOutcomes checks that the journal, from its start, holds exactly the
+// given statuses of the given bodies' messages, in order, with gapless
+// sequence numbers, stamped with at.
+func wantOutcomes(t *testing.T, e *env, rule string, q string, at time.Time, want ...any) {
+	t.Helper()
+	got := outcomes(t, e, 0)
+	if len(got) != len(want)/2 {
+		t.Errorf("%s: the journal holds %d outcomes %v, want %d", rule, len(got), got, len(want)/2)
+		return
+	}
+	for i, o := range got {
+		status, body := want[2*i].(queue.Status), want[2*i+1].(string)
+		switch {
+		case i > 0 && o.Seq != got[i-1].Seq+1:
+			t.Errorf("%s: outcome sequence numbers %d then %d: want no gaps", rule, got[i-1].Seq, o.Seq)
+		case o.Status != status || o.Queue != q || o.Message.System.MessageID != "id-"+body:
+			t.Errorf("%s: outcome %d is %s of %q in %q, want %s of %q in %q", rule, i, o.Status, o.Message.System.MessageID, o.Queue, status, "id-"+body, q)
+		case !sameTime(o.Time, at):
+			t.Errorf("%s: outcome %d at %v, want the clock's %v", rule, i, o.Time, at)
+		case len(o.Message.Body) != 0:
+			t.Errorf("%s: outcome %d keeps the body %q; the journal keeps no bodies", rule, i, o.Message.Body)
+		case len(o.Message.Properties) != 1 || o.Message.Properties[0].Value != "v-"+body:
+			t.Errorf("%s: outcome %d has properties %v, want the message's", rule, i, o.Message.Properties)
+		}
+	}
+}
+
+func testEnqueueSequences(t *testing.T, e *env) {
+	const rule = "Enqueue returns sequence numbers that increase strictly within the queue"
+	var prev uint64
+	for i := range 5 {
+		seq := enqueue(t, e, "d", fmt.Sprint(i), queue.EnqueueOptions{})
+		if i > 0 && seq <= prev {
+			t.Errorf("%s: enqueue %d got %d after %d", rule, i, seq, prev)
+		}
+		prev = seq
+	}
+}
+
+func testReceiveFIFO(t *testing.T, e *env) {
+	const rule = "Receive returns messages in sequence order, each locked with a fresh token and stamped by the store"
+	t0 := e.clock.Now()
+	exp := t0.Add(time.Hour)
+	var seqs []uint64
+	for i := range 3 {
+		m := msg(fmt.Sprint(i))
+		m.System.ExpiryTime = exp
+		m.System.DeliveryCount = 7 // stamped by the store
+		seq, err := e.q.Enqueue(e.ctx, "d", m, queue.EnqueueOptions{})
+		if err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+		seqs = append(seqs, seq)
+	}
+	t1 := e.clock.Advance(time.Second)
+	tokens := map[string]bool{}
+	for i := range 3 {
+		d := receive(t, e, "d")
+		m := d.Message
+		switch {
+		case string(m.Body) != fmt.Sprint(i):
+			t.Errorf("%s: delivery %d has body %q", rule, i, m.Body)
+		case d.Queue != "d":
+			t.Errorf("%s: delivery %d has Queue %q, want d", rule, i, d.Queue)
+		case m.System.SequenceNumber != seqs[i]:
+			t.Errorf("%s: delivery %d has SequenceNumber %d, Enqueue returned %d", rule, i, m.System.SequenceNumber, seqs[i])
+		case !sameTime(m.System.EnqueuedTime, t0) || !sameTime(m.System.ExpiryTime, exp):
+			t.Errorf("%s: delivery %d enqueued %v expiring %v, want %v and %v", rule, i, m.System.EnqueuedTime, m.System.ExpiryTime, t0, exp)
+		case m.System.DeliveryCount != 0 || d.Attempts != 1:
+			t.Errorf("%s: first delivery %d has DeliveryCount %d, Attempts %d; want 0, 1", rule, i, m.System.DeliveryCount, d.Attempts)
+		case !sameTime(d.LockedUntil, t1.Add(lock)):
+			t.Errorf("%s: delivery %d locked until %v, want now + lock = %v", rule, i, d.LockedUntil, t1.Add(lock))
+		case d.LockToken == "" || tokens[d.LockToken]:
+			t.Errorf("%s: delivery %d has lock token %q: want a non-empty one of its own", rule, i, d.LockToken)
+		case m.System.MessageID != "id-"+fmt.Sprint(i) || len(m.Properties) != 1:
+			t.Errorf("%s: delivery %d lost its properties: %+v", rule, i, m)
+		}
+		tokens[d.LockToken] = true
+	}
+	empty(t, e, "locked messages are invisible", "d")
+}
+
+func testQueueNoSharing(t *testing.T, e *env) {
+	const rule = "Enqueue does not keep the caller's message and Receive and Peek return copies"
+	m := msg("x")
+	if _, err := e.q.Enqueue(e.ctx, "d", m, queue.EnqueueOptions{}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	m.Body[0] = 'y'
+	m.Properties[0].Value = "changed"
+	ps, err := e.q.Peek(e.ctx, "d", 1)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("Peek: %v, %v", ps, err)
+	}
+	ps[0].Body[0] = 'z'
+	ps[0].Properties[0].Value = "changed"
+	d := receive(t, e, "d")
+	if string(d.Message.Body) != "x" || d.Message.Properties[0].Value != "v-x" {
+		t.Errorf("%s: the stored message changed: %+v", rule, d.Message)
+	}
+}
+
+func testMaxDepth(t *testing.T, e *env) {
+	const rule = "Enqueue refuses with ErrQueueFull once the queue holds MaxDepth messages, locked ones included"
+	opts := queue.EnqueueOptions{MaxDepth: 2}
+	enqueue(t, e, "d", "0", opts)
+	enqueue(t, e, "d", "1", opts)
+	d := receive(t, e, "d")
+	_, err := e.q.Enqueue(e.ctx, "d", msg("2"), opts)
+	if !errors.Is(err, queue.ErrQueueFull) || !errors.Is(err, hubkit.ErrDeviceMaximumQueueDepthExceeded) {
+		t.Errorf("%s: third Enqueue returned %v, want queue.ErrQueueFull wrapping hubkit.ErrDeviceMaximumQueueDepthExceeded", rule, err)
+	}
+	if n := qlen(t, e, "d"); n != 2 {
+		t.Errorf("%s: a refused message was stored: Len = %d, want 2", rule, n)
+	}
+	enqueue(t, e, "other", "0", opts) // other queues have their own depth
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	enqueue(t, e, "d", "2", opts)
+	enqueue(t, e, "d", "3", queue.EnqueueOptions{}) // zero means no limit
+}
+
+func testLockTimeout(t *testing.T, e *env) {
+	const rule = "when a lock ends by the store's clock the message is visible again: same delivery count, one more attempt, a new token"
+	enqueue(t, e, "d", "0", queue.EnqueueOptions{})
+	d1 := receive(t, e, "d")
+	e.clock.Advance(lock - time.Second)
+	empty(t, e, "a message stays invisible until its lock ends", "d")
+	e.clock.Advance(2 * time.Second)
+	d2 := receive(t, e, "d")
+	switch {
+	case string(d2.Message.Body) != "0" || d2.Message.System.SequenceNumber != d1.Message.System.SequenceNumber:
+		t.Errorf("%s: got %q, want the message whose lock ended", rule, d2.Message.Body)
+	case d2.Message.System.DeliveryCount != 0 || d2.Attempts != 2:
+		t.Errorf("%s: DeliveryCount %d, Attempts %d; want 0, 2", rule, d2.Message.System.DeliveryCount, d2.Attempts)
+	case d2.LockToken == d1.LockToken:
+		t.Errorf("%s: the new delivery reuses the old lock token", rule)
+	}
+	if err := e.q.Complete(e.ctx, "d", d1.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: Complete with the first delivery's token returned %v, want queue.ErrLockLost", rule, err)
+	}
+	if err := e.q.Complete(e.ctx, "d", d2.LockToken); err != nil {
+		t.Errorf("%s: Complete with the new token: %v", rule, err)
+	}
+}
+
+func testLockLost(t *testing.T, e *env) {
+	const rule = "an unknown, used or expired lock token gives ErrLockLost wrapping hubkit.ErrDeviceMessageLockLost"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "e", "0", journal)
+	d := receive(t, e, "d")
+	settle := map[string]func(q, token string) error{
+		"Complete": func(q, tok string) error { return e.q.Complete(e.ctx, q, tok) },
+		"Reject":   func(q, tok string) error { return e.q.Reject(e.ctx, q, tok) },
+		"Abandon":  func(q, tok string) error { _, err := e.q.Abandon(e.ctx, q, tok); return err },
+		"Release":  func(q, tok string) error { return e.q.Release(e.ctx, q, tok) },
+	}
+	for name, f := range settle {
+		for _, c := range []struct{ what, q, token string }{
+			{"an unknown token", "d", "no-such-token"},
+			{"an empty token", "d", ""},
+			{"another queue's token", "e", d.LockToken},
+		} {
+			if err := f(c.q, c.token); !errors.Is(err, queue.ErrLockLost) || !errors.Is(err, hubkit.ErrDeviceMessageLockLost) {
+				t.Errorf("%s: %s with %s returned %v", rule, name, c.what, err)
+			}
+		}
+	}
+	e.clock.Advance(lock + time.Second)
+	for name, f := range settle {
+		if err := f("d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+			t.Errorf("%s: %s after the lock ended returned %v", rule, name, err)
+		}
+	}
+	if n := qlen(t, e, "d"); n != 1 {
+		t.Errorf("%s: failed settles changed the queue: Len = %d, want 1", rule, n)
+	}
+	if got := outcomes(t, e, 0); len(got) != 0 {
+		t.Errorf("%s: failed settles journaled %v", rule, got)
+	}
+}
+
+func testComplete(t *testing.T, e *env) {
+	const rule = "Complete removes the message and journals Completed once"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "d", "1", journal)
+	d := receive(t, e, "d")
+	at := e.clock.Advance(time.Second)
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: %v", rule, err)
+	}
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: a second Complete with the same token returned %v, want queue.ErrLockLost", rule, err)
+	}
+	if n := qlen(t, e, "d"); n != 1 {
+		t.Errorf("%s: Len = %d after Complete, want 1", rule, n)
+	}
+	if d := receive(t, e, "d"); string(d.Message.Body) != "1" {
+		t.Errorf("%s: after Complete received %q, want the next message", rule, d.Message.Body)
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.Completed, "0")
+}
+
+func testReject(t *testing.T, e *env) {
+	const rule = "Reject dead-letters the message and journals Rejected once"
+	enqueue(t, e, "d", "0", journal)
+	d := receive(t, e, "d")
+	at := e.clock.Advance(time.Second)
+	if err := e.q.Reject(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: %v", rule, err)
+	}
+	if err := e.q.Reject(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: a second Reject returned %v, want queue.ErrLockLost", rule, err)
+	}
+	if n := qlen(t, e, "d"); n != 0 {
+		t.Errorf("%s: Len = %d after Reject, want 0", rule, n)
+	}
+	empty(t, e, rule, "d")
+	wantOutcomes(t, e, rule, "d", at, queue.Rejected, "0")
+}
+
+func testAbandon(t *testing.T, e *env) {
+	const rule = "Abandon makes the message visible again in its old place, with its delivery count plus 1"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "d", "1", journal)
+	d := receive(t, e, "d")
+	dead, err := e.q.Abandon(e.ctx, "d", d.LockToken)
+	if err != nil || dead {
+		t.Fatalf("%s: Abandon = %v, %v; want false, nil", rule, dead, err)
+	}
+	if _, err := e.q.Abandon(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: a second Abandon with the same token returned %v, want queue.ErrLockLost", rule, err)
+	}
+	d2 := receive(t, e, "d")
+	if string(d2.Message.Body) != "0" || d2.Message.System.DeliveryCount != 1 || d2.Attempts != 2 {
+		t.Errorf("%s: next delivery is %q with DeliveryCount %d, Attempts %d; want %q, 1, 2", rule, d2.Message.Body, d2.Message.System.DeliveryCount, d2.Attempts, "0")
+	}
+	if got := outcomes(t, e, 0); len(got) != 0 {
+		t.Errorf("%s: Abandon below MaxDeliveryCount journaled %v", rule, got)
+	}
+}
+
+func testAbandonDeadLetter(t *testing.T, e *env) {
+	const rule = "an Abandon that brings the delivery count to MaxDeliveryCount dead-letters the message (DeliveryCountExceeded)"
+	enqueue(t, e, "d", "0", queue.EnqueueOptions{MaxDeliveryCount: 2, Journal: true})
+	enqueue(t, e, "d", "1", queue.EnqueueOptions{Journal: true}) // no limit
+	for i := range 2 {
+		d := receive(t, e, "d")
+		if string(d.Message.Body) != "0" {
+			t.Fatalf("%s: delivery %d is %q, want the abandoned message", rule, i, d.Message.Body)
+		}
+		dead, err := e.q.Abandon(e.ctx, "d", d.LockToken)
+		if err != nil || dead != (i == 1) {
+			t.Fatalf("%s: Abandon %d = %v, %v; want %v, nil", rule, i+1, dead, err, i == 1)
+		}
+	}
+	at := e.clock.Now()
+	for i := range 20 {
+		d := receive(t, e, "d")
+		if string(d.Message.Body) != "1" || d.Message.System.DeliveryCount != uint32(i) {
+			t.Fatalf("%s: delivery %d of the unlimited message is %q with DeliveryCount %d", rule, i, d.Message.Body, d.Message.System.DeliveryCount)
+		}
+		if dead, err := e.q.Abandon(e.ctx, "d", d.LockToken); err != nil || dead {
+			t.Fatalf("MaxDeliveryCount 0 means no limit: Abandon %d = %v, %v", i+1, dead, err)
+		}
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.DeliveryCountExceeded, "0")
+}
+
+func testRelease(t *testing.T, e *env) {
+	const rule = "Release makes the message visible again without adding to its delivery count"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "d", "1", journal)
+	d := receive(t, e, "d")
+	if err := e.q.Release(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: %v", rule, err)
+	}
+	if err := e.q.Release(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: a second Release returned %v, want queue.ErrLockLost", rule, err)
+	}
+	d2 := receive(t, e, "d")
+	if string(d2.Message.Body) != "0" || d2.Message.System.DeliveryCount != 0 || d2.Attempts != 2 {
+		t.Errorf("%s: next delivery is %q with DeliveryCount %d, Attempts %d; want %q, 0, 2", rule, d2.Message.Body, d2.Message.System.DeliveryCount, d2.Attempts, "0")
+	}
+	if got := outcomes(t, e, 0); len(got) != 0 {
+		t.Errorf("%s: Release journaled %v", rule, got)
+	}
+}
+
+// enqueueExpiring enqueues msg(body) expiring at exp.
+func enqueueExpiring(t *testing.T, e *env, q, body string, exp time.Time, opts queue.EnqueueOptions) {
+	t.Helper()
+	m := msg(body)
+	m.System.ExpiryTime = exp
+	if _, err := e.q.Enqueue(e.ctx, q, m, opts); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+}
+
+func testExpiryAtReceive(t *testing.T, e *env) {
+	const rule = "an expired message is never received, counted or peeked, and is journaled Expired once"
+	t0 := e.clock.Now()
+	enqueueExpiring(t, e, "d", "0", t0.Add(time.Minute), journal)
+	enqueueExpiring(t, e, "d", "1", t0.Add(time.Hour), journal)
+	at := e.clock.Advance(2 * time.Minute)
+	if n := qlen(t, e, "d"); n != 1 {
+		t.Errorf("%s: Len = %d, want 1", rule, n)
+	}
+	if ps, err := e.q.Peek(e.ctx, "d", 10); err != nil || len(ps) != 1 || string(ps[0].Body) != "1" {
+		t.Errorf("%s: Peek = %v, %v; want only the unexpired message", rule, ps, err)
+	}
+	d := receive(t, e, "d")
+	if string(d.Message.Body) != "1" {
+		t.Errorf("%s: received %q, want the unexpired message", rule, d.Message.Body)
+	}
+	empty(t, e, rule, "d")
+	if _, err := e.q.Expire(e.ctx); err != nil {
+		t.Fatalf("Expire: %v", err)
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.Expired, "0")
+}
+
+func testExpire(t *testing.T, e *env) {
+	const rule = "Expire dead-letters every expired message, locked or not, and journals each once"
+	t0 := e.clock.Now()
+	enqueueExpiring(t, e, "d", "0", t0.Add(time.Minute), journal)
+	enqueueExpiring(t, e, "d", "1", t0.Add(3*time.Minute), journal)
+	enqueueExpiring(t, e, "e", "2", t0.Add(time.Minute), journal)
+	enqueue(t, e, "e", "3", journal)
+	d := receive(t, e, "d")
+	at := e.clock.Advance(2 * time.Minute)
+	// A background sweep may have expired some already, so the count is at most 2.
+	n, err := e.q.Expire(e.ctx)
+	if err != nil || n > 2 {
+		t.Errorf("%s: Expire = %d, %v; want at most 2", rule, n, err)
+	}
+	if n, err := e.q.Expire(e.ctx); err != nil || n != 0 {
+		t.Errorf("%s: a second Expire = %d, %v; want 0", rule, n, err)
+	}
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: Complete of an expired message returned %v, want queue.ErrLockLost", rule, err)
+	}
+	if a, b := qlen(t, e, "d"), qlen(t, e, "e"); a != 1 || b != 1 {
+		t.Errorf("%s: Len = %d and %d, want 1 and 1", rule, a, b)
+	}
+	got := outcomes(t, e, 0)
+	bodies := map[string]int{}
+	for _, o := range got {
+		if o.Status != queue.Expired || !sameTime(o.Time, at) {
+			t.Errorf("%s: outcome %+v, want Expired at %v", rule, o, at)
+		}
+		bodies[o.Queue+"/"+o.Message.System.MessageID]++
+	}
+	if len(got) != 2 || bodies["d/id-0"] != 1 || bodies["e/id-2"] != 1 {
+		t.Errorf("%s: journal holds %v, want one Expired for d/id-0 and one for e/id-2", rule, got)
+	}
+}
+
+func testJournalOptIn(t *testing.T, e *env) {
+	const rule = "only messages enqueued with Journal have their outcomes journaled"
+	enqueue(t, e, "d", "0", queue.EnqueueOptions{})
+	enqueue(t, e, "d", "1", journal)
+	enqueue(t, e, "d", "2", queue.EnqueueOptions{})
+	for range 2 {
+		if err := e.q.Complete(e.ctx, "d", receive(t, e, "d").LockToken); err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+	}
+	if _, err := e.q.Purge(e.ctx, "d"); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	wantOutcomes(t, e, rule, "d", e.clock.Now(), queue.Completed, "1")
+}
+
+func testOutcomesWait(t *testing.T, e *env) {
+	const rule = "Outcomes waits until an outcome exists, or its context ends"
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.q.Outcomes(ctx, 0, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("%s: Outcomes on an empty journal returned %v, want context.DeadlineExceeded", rule, err)
+	}
+	enqueue(t, e, "d", "0", journal)
+	d := receive(t, e, "d")
+	ch := goCall(func() ([]queue.Outcome, error) { return e.q.Outcomes(e.ctx, 0, 10) })
+	notReturned(t, ch, "Outcomes on an empty journal")
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	r := await(t, e, ch, "Outcomes after Complete")
+	if r.err != nil || len(r.v) != 1 || r.v[0].Status != queue.Completed {
+		t.Errorf("%s: Outcomes returned %v, %v; want the Completed outcome", rule, r.v, r.err)
+	}
+	ctx, cancel = context.WithCancel(e.ctx)
+	ch = goCall(func() ([]queue.Outcome, error) { return e.q.Outcomes(ctx, r.v[0].Seq+1, 10) })
+	notReturned(t, ch, "Outcomes past the last outcome")
+	cancel()
+	if r := await(t, e, ch, "Outcomes after cancel"); !errors.Is(r.err, context.Canceled) {
+		t.Errorf("%s: Outcomes returned %v after cancel, want context.Canceled", rule, r.err)
+	}
+}
+
+func testOutcomesCursor(t *testing.T, e *env) {
+	const rule = "OutcomesCursor returns 0, then the highest value given to CommitOutcomes"
+	if c, err := e.q.OutcomesCursor(e.ctx); err != nil || c != 0 {
+		t.Errorf("%s: OutcomesCursor = %d, %v; want 0", rule, c, err)
+	}
+	for i := range 4 {
+		enqueue(t, e, "d", fmt.Sprint(i), journal)
+	}
+	if _, err := e.q.Purge(e.ctx, "d"); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	all := outcomes(t, e, 0)
+	if len(all) != 4 {
+		t.Fatalf("%s: journal holds %d outcomes, want 4", rule, len(all))
+	}
+	next := all[2].Seq
+	if err := e.q.CommitOutcomes(e.ctx, next); err != nil {
+		t.Fatalf("CommitOutcomes: %v", err)
+	}
+	if err := e.q.CommitOutcomes(e.ctx, all[0].Seq); err != nil {
+		t.Fatalf("CommitOutcomes: %v", err)
+	}
+	if c, err := e.q.OutcomesCursor(e.ctx); err != nil || c != next {
+		t.Errorf("%s: OutcomesCursor = %d, %v; want %d", rule, c, err, next)
+	}
+	rest := outcomes(t, e, next)
+	if len(rest) != 2 || rest[0].Seq != next || rest[1].Seq != all[3].Seq {
+		t.Errorf("%s: outcomes from the cursor on are %v, want the last two", rule, rest)
+	}
+}
+
+func testPurge(t *testing.T, e *env) {
+	const rule = "Purge removes every message, locked or not, journals each as Purged and returns the count"
+	for i := range 3 {
+		enqueue(t, e, "d", fmt.Sprint(i), journal)
+	}
+	enqueue(t, e, "other", "x", journal)
+	d := receive(t, e, "d")
+	at := e.clock.Advance(time.Second)
+	if n, err := e.q.Purge(e.ctx, "d"); err != nil || n != 3 {
+		t.Errorf("%s: Purge = %d, %v; want 3", rule, n, err)
+	}
+	if n := qlen(t, e, "d"); n != 0 {
+		t.Errorf("%s: Len = %d after Purge", rule, n)
+	}
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: Complete of a purged message returned %v, want queue.ErrLockLost", rule, err)
+	}
+	if n, err := e.q.Purge(e.ctx, "d"); err != nil || n != 0 {
+		t.Errorf("%s: Purge of an empty queue = %d, %v; want 0", rule, n, err)
+	}
+	if n, err := e.q.Purge(e.ctx, "never-used"); err != nil || n != 0 {
+		t.Errorf("%s: Purge of an unknown queue = %d, %v; want 0", rule, n, err)
+	}
+	if n := qlen(t, e, "other"); n != 1 {
+		t.Errorf("%s: Purge changed another queue: Len = %d", rule, n)
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.Purged, "0", queue.Purged, "1", queue.Purged, "2")
+}
+
+func testLenPeek(t *testing.T, e *env) {
+	const rule = "Len counts and Peek lists the queue's messages in order, locked ones included, without locking"
+	if n := qlen(t, e, "d"); n != 0 {
+		t.Errorf("%s: Len of an unknown queue = %d", rule, n)
+	}
+	for i := range 4 {
+		enqueue(t, e, "d", fmt.Sprint(i), queue.EnqueueOptions{})
+	}
+	receive(t, e, "d")
+	if n := qlen(t, e, "d"); n != 4 {
+		t.Errorf("%s: Len = %d, want 4", rule, n)
+	}
+	ps, err := e.q.Peek(e.ctx, "d", 3)
+	if err != nil || len(ps) != 3 {
+		t.Fatalf("%s: Peek(3) = %d messages, %v", rule, len(ps), err)
+	}
+	for i, m := range ps {
+		if string(m.Body) != fmt.Sprint(i) {
+			t.Errorf("%s: Peek[%d] = %q, want %q", rule, i, m.Body, fmt.Sprint(i))
+		}
+	}
+	if d := receive(t, e, "d"); string(d.Message.Body) != "1" {
+		t.Errorf("%s: Peek locked a message: Receive got %q, want %q", rule, d.Message.Body, "1")
+	}
+}
+
+func testReceiveWaits(t *testing.T, e *env) {
+	const rule = "Receive without NoWait waits until a message is enqueued, or its context ends"
+	empty(t, e, "Receive with NoWait on an empty queue returns ErrEmpty", "d")
+	ch := goCall(func() (queue.Delivery, error) { return e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: lock}) })
+	notReturned(t, ch, "Receive on an empty queue")
+	enqueue(t, e, "other", "no", queue.EnqueueOptions{})
+	enqueue(t, e, "d", "yes", queue.EnqueueOptions{})
+	r := await(t, e, ch, "Receive after Enqueue")
+	if r.err != nil || string(r.v.Message.Body) != "yes" {
+		t.Errorf("%s: Receive returned %q, %v; want the message enqueued while it waited", rule, r.v.Message.Body, r.err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.q.Receive(ctx, "d", queue.ReceiveOptions{Lock: lock}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("%s: Receive with a deadline returned %v, want context.DeadlineExceeded", rule, err)
+	}
+	ctx, cancel = context.WithCancel(e.ctx)
+	ch = goCall(func() (queue.Delivery, error) { return e.q.Receive(ctx, "d", queue.ReceiveOptions{Lock: lock}) })
+	notReturned(t, ch, "Receive on an empty queue")
+	cancel()
+	if r := await(t, e, ch, "Receive after cancel"); !errors.Is(r.err, context.Canceled) {
+		t.Errorf("%s: Receive returned %v after cancel, want context.Canceled", rule, r.err)
+	}
+}
+
+func testQueuesIndependent(t *testing.T, e *env) {
+	const rule = "each queue has its own messages and order"
+	enqueue(t, e, "a", "a0", queue.EnqueueOptions{})
+	enqueue(t, e, "b", "b0", queue.EnqueueOptions{})
+	enqueue(t, e, "a", "a1", queue.EnqueueOptions{})
+	for _, want := range []struct{ q, body string }{{"b", "b0"}, {"a", "a0"}, {"a", "a1"}} {
+		if d := receive(t, e, want.q); string(d.Message.Body) != want.body || d.Queue != want.q {
+			t.Errorf("%s: Receive(%s) = %q from %q, want %q", rule, want.q, d.Message.Body, d.Queue, want.body)
+		}
+	}
+	empty(t, e, rule, "b")
+}
+
+func testQueueBadInput(t *testing.T, e *env) {
+	const rule = "bad input gives an error, not a panic"
+	if _, err := e.q.Enqueue(e.ctx, "d", nil, queue.EnqueueOptions{}); err == nil {
+		t.Errorf("%s: Enqueue of a nil message returned no error", rule)
+	}
+	if _, err := e.q.Enqueue(e.ctx, "", msg("0"), queue.EnqueueOptions{}); err == nil {
+		t.Errorf("%s: Enqueue to the empty queue name returned no error", rule)
+	}
+	enqueue(t, e, "d", "0", queue.EnqueueOptions{})
+	for _, l := range []time.Duration{0, -time.Second} {
+		if _, err := e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: l, NoWait: true}); err == nil {
+			t.Errorf("%s: Receive with Lock %v returned no error", rule, l)
+		}
+	}
+	if n := qlen(t, e, "d"); n != 1 {
+		t.Errorf("%s: Len = %d, want 1", rule, n)
+	}
+}
+
+func testQueuesReopen(t *testing.T, e *env) {
+	const rule = "messages, locks, delivery counts, the journal and its cursor survive Close and reopen"
+	var seqs []uint64
+	for i := range 4 {
+		seqs = append(seqs, enqueue(t, e, "d", fmt.Sprint(i), journal))
+	}
+	d0 := receive(t, e, "d")
+	if err := e.q.Complete(e.ctx, "d", d0.LockToken); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	d1 := receive(t, e, "d")
+	if _, err := e.q.Abandon(e.ctx, "d", d1.LockToken); err != nil {
+		t.Fatalf("Abandon: %v", err)
+	}
+	d1 = receive(t, e, "d") // locked across the reopen
+	enqueue(t, e, "x", "x", journal)
+	if _, err := e.q.Purge(e.ctx, "x"); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	before := outcomes(t, e, 0)
+	if len(before) != 2 {
+		t.Fatalf("%s: journal holds %v, want Completed and Purged", rule, before)
+	}
+	if err := e.q.CommitOutcomes(e.ctx, before[1].Seq); err != nil {
+		t.Fatalf("CommitOutcomes: %v", err)
+	}
+	e.reopen(t)
+
+	if n := qlen(t, e, "d"); n != 3 {
+		t.Errorf("%s: Len = %d after reopen, want 3", rule, n)
+	}
+	if c, err := e.q.OutcomesCursor(e.ctx); err != nil || c != before[1].Seq {
+		t.Errorf("%s: OutcomesCursor = %d, %v after reopen; want %d", rule, c, err, before[1].Seq)
+	}
+	after := outcomes(t, e, before[1].Seq)
+	if len(after) != 1 || after[0].Seq != before[1].Seq || after[0].Status != queue.Purged || after[0].Queue != "x" {
+		t.Errorf("%s: journal after reopen %v, want %v", rule, after, before[1:])
+	}
+	d2 := receive(t, e, "d")
+	if string(d2.Message.Body) != "2" {
+		t.Errorf("%s: a lock held before reopen no longer hides its message: received %q, want %q", rule, d2.Message.Body, "2")
+	}
+	if err := e.q.Release(e.ctx, "d", d2.LockToken); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if _, err := e.q.Abandon(e.ctx, "d", d1.LockToken); err != nil {
+		t.Fatalf("%s: Abandon with a lock token from before reopen: %v", rule, err)
+	}
+	if d := receive(t, e, "d"); string(d.Message.Body) != "1" || d.Message.System.DeliveryCount != 2 {
+		t.Errorf("%s: after reopen and a second Abandon received %q with DeliveryCount %d, want %q, 2", rule, d.Message.Body, d.Message.System.DeliveryCount, "1")
+	}
+	if seq := enqueue(t, e, "d", "4", journal); seq <= seqs[3] {
+		t.Errorf("%s: Enqueue after reopen got sequence %d, not above %d", rule, seq, seqs[3])
+	}
+}
