@@ -19,7 +19,7 @@ import (
 func pahoClient(t testing.TB, broker, device string, clean bool) paho.Client {
 	t.Helper()
 	o := paho.NewClientOptions().AddBroker(broker).SetClientID(device).
-		SetUsername(username(device)+"&model-id=dtmi:com:example:Thermostat;1").SetPassword(token(device, time.Hour)).
+		SetUsername(username(device) + "&model-id=dtmi:com:example:Thermostat;1").SetPassword(token(device, time.Hour)).
 		SetCleanSession(clean).SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10 * time.Second)
 	c := paho.NewClient(o)
 	tok := c.Connect()
