@@ -21,7 +21,7 @@ type env struct {
 	a   *auth.HubAuthenticator
 }
 
-func newEnv(t *testing.T, cfg auth.Config) *env {
+func newEnv(t testing.TB, cfg auth.Config) *env {
 	t.Helper()
 	kv := newMapKV()
 	e := &env{reg: newRegistry(t, kv, nil), pol: newPolicies(t, kv)}
