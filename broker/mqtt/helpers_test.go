@@ -15,6 +15,7 @@ import (
 
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/mqtt"
+	"github.com/hubkit/hubkit/queue/memory"
 )
 
 const testHost = "hub.example"
@@ -25,7 +26,7 @@ var testKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef01234567
 type env struct {
 	b   *mqtt.Broker
 	hub *brokertest.Hub
-	q   *memQueue
+	q   *memory.Store
 }
 
 // start starts a broker with opts (plain TCP on 127.0.0.1:0 unless opts
@@ -46,7 +47,7 @@ func start(t testing.TB, opts mqtt.Options) *env {
 		devices.Add(d, "", testKey)
 	}
 	devices.Add("dev-1", "mod", testKey)
-	q := newMemQueue()
+	q := memory.New(memory.Options{})
 	hub := brokertest.New(devices, q)
 	b, err := mqtt.New(opts)
 	if err != nil {
@@ -60,6 +61,7 @@ func start(t testing.TB, opts mqtt.Options) *env {
 			t.Error(err)
 		}
 		hub.Close()
+		q.Close()
 	})
 	return &env{b: b, hub: hub, q: q}
 }
