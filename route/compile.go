@@ -395,16 +395,14 @@ func (p *parser) sysRef(t token, escaped bool) node {
 					return v
 				}
 			}
-			var b []byte
+			b, m := e.bodyJSON(), &e.bodyMemo
 			if isTwin {
-				b = e.twinJSON()
-			} else {
-				b = e.bodyJSON()
+				b, m = e.twinJSON(), &e.twinMemo
 			}
 			if b == nil {
 				return undef
 			}
-			return jsonValue(b, lookup(b, path, isTwin))
+			return jsonValue(b, m.find(b, path, isTwin))
 		}}
 	}
 	if strings.ContainsAny(text, "[]") {

@@ -11,35 +11,35 @@
 //
 // A condition is an expression over the message:
 //
-//	processingPath = 'hot' AND as_number(severity) >= 3
-//	$body.Weather.Temperature > 50 OR $twin.tags.floor = '1'
-//	(missing ?? 'cold') = 'cold'
+//		processingPath = 'hot' AND as_number(severity) >= 3
+//		$body.Weather.Temperature > 50 OR $twin.tags.floor = '1'
+//		(missing ?? 'cold') = 'cold'
 //
-//   - name: the application property name (case-insensitive), a string.
-//   - $name: an application property literally named $name if there is
-//     one, else the system property ($messageId, $correlationId, $userId,
-//     $to, $contentType, $contentEncoding, $enqueuedTime,
-//     $connectionDeviceId, $connectionModuleId,
-//     $connectionDeviceGenerationId, $connectionAuthMethod,
-//     $dt-dataschema, $dt-subject, $iothub-creation-time-utc). {$name}
-//     reads only the system property. $enqueuedTime reads as
-//     yyyy-MM-ddTHH:mm:ss.fffffffZ, so string comparison orders times.
-//   - $body.a.b[0].c: a member of a JSON body. The content type must be
-//     application/json (parameters ignored) and the encoding utf-8, utf-16
-//     or utf-32 (little-endian), from the content encoding or else the
-//     charset parameter. Member names are case-sensitive.
-//   - $twin.tags.x, $twin.properties.desired.x, $twin.properties.reported.x:
-//     the sender's twin, member names case-insensitive.
-//   - literals: 'text' or "text" (escapes \' \" \\ \uXXXX), numbers
-//     (all IEEE-754 doubles, hex 0x1F), true, false, null, undefined
-//     (lowercase only).
-//   - operators, loosest first: ??; OR; AND; = != <>; < <= > >=; + - ||;
-//     * / %; then unary - and NOT, which bind tightest: NOT a = b means
-//     (NOT a) = b.
-//   - functions: abs, exp, power, square, ceiling, floor, sign, sqrt,
-//     as_number, is_bool, is_number, is_string, is_null, is_defined,
-//     is_array, is_object, is_primitive, concat, length, lower, upper,
-//     substring, index_of, starts_with, ends_with, contains.
+//	  - name: the application property name (case-insensitive), a string.
+//	  - $name: an application property literally named $name if there is
+//	    one, else the system property ($messageId, $correlationId, $userId,
+//	    $to, $contentType, $contentEncoding, $enqueuedTime,
+//	    $connectionDeviceId, $connectionModuleId,
+//	    $connectionDeviceGenerationId, $connectionAuthMethod,
+//	    $dt-dataschema, $dt-subject, $iothub-creation-time-utc). {$name}
+//	    reads only the system property. $enqueuedTime reads as
+//	    yyyy-MM-ddTHH:mm:ss.fffffffZ, so string comparison orders times.
+//	  - $body.a.b[0].c: a member of a JSON body. The content type must be
+//	    application/json (parameters ignored) and the encoding utf-8, utf-16
+//	    or utf-32 (little-endian), from the content encoding or else the
+//	    charset parameter. Member names are case-sensitive.
+//	  - $twin.tags.x, $twin.properties.desired.x, $twin.properties.reported.x:
+//	    the sender's twin, member names case-insensitive.
+//	  - literals: 'text' or "text" (escapes \' \" \\ \uXXXX), numbers
+//	    (all IEEE-754 doubles, hex 0x1F), true, false, null, undefined
+//	    (lowercase only).
+//	  - operators, loosest first: ??; OR; AND; = != <>; < <= > >=; + - ||;
+//	    * / %; then unary - and NOT, which bind tightest: NOT a = b means
+//	    (NOT a) = b.
+//	  - functions: abs, exp, power, square, ceiling, floor, sign, sqrt,
+//	    as_number, is_bool, is_number, is_string, is_null, is_defined,
+//	    is_array, is_object, is_primitive, concat, length, lower, upper,
+//	    substring, index_of, starts_with, ends_with, contains.
 //
 // Types are checked when a condition compiles: properties are strings, so
 // temperature > 30 is an error; write as_number(temperature) > 30.

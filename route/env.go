@@ -16,12 +16,14 @@ type env struct {
 	body      []byte // UTF-8 JSON, valid once bodyState is ready
 	bodyState uint8
 	bodyErr   bool // a $body reference found the body unusable
+	bodyMemo  memo
 
 	twin      []byte
 	twinState uint8
 	twinFn    TwinFunc        // loads the twin on first use when set
 	ctx       context.Context // for twinFn, only during one Route call
 	twinErr   error
+	twinMemo  memo
 
 	enqueued string // $enqueuedTime, rendered on first use
 }

@@ -114,83 +114,176 @@ func skipWord(b []byte, i int, w string) (int, bool) {
 // skipString checks the string starting at the quote b[i].
 func skipString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); i++ {
-		switch c := b[i]; {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		switch {
 		case c == '"':
 			return i + 1, true
 		case c < 0x20:
 			return i, false
-		case c == '\\':
-			i++
-			if i >= len(b) {
+		}
+		i++
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
 				return i, false
 			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
-					return i, false
-				}
-				i += 4
-			default:
-				return i, false
-			}
+			i += 4
+		default:
+			return i, false
 		}
 	}
 	return i, false
 }
 
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
+}
+
 // skipNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
 func skipNumber(b []byte, i int) (int, bool) {
-	digits := func() bool {
-		j := i
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-		return i > j
-	}
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	if i < len(b) && b[i] == '0' {
 		i++
-	} else if !digits() {
+	} else if j := skipDigits(b, i); j > i {
+		i = j
+	} else {
 		return i, false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			return i, false
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return j, false
 		}
+		i = j
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if !digits() {
-			return i, false
+		j := skipDigits(b, i)
+		if j == i {
+			return j, false
 		}
+		i = j
 	}
 	return i, true
 }
 
-// lookup finds the value at path in the valid JSON document b and returns
-// the offset of its first byte, or -1. Member names compare exactly, or
-// case-insensitively when fold is set (twins); of duplicate members the
-// last one counts, as with Json.NET.
-func lookup(b []byte, path []seg, fold bool) int {
-	i := skipWS(b, 0)
+// skipValid returns the index just after the value at b[i] of a document
+// already known to be valid: it only counts brackets and jumps over
+// strings, several times faster than skipValue.
+func skipValid(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			continue
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+			continue
+		default:
+			continue
+		}
+		if depth == 0 {
+			return i + 1
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just after the valid string at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		k := i
+		for k > 0 && b[k-1] == '\\' {
+			k--
+		}
+		if (i-k)%2 == 0 {
+			return i + 1
+		}
+		i++
+	}
+}
+
+// lookup finds the value at path in the valid JSON document b, starting
+// from the value at b[i], and returns the offset of its first byte, or
+// -1. Member names compare exactly, or case-insensitively when fold is set
+// (twins); of duplicate members the last one counts, as with Json.NET.
+func lookup(b []byte, i int, path []seg, fold bool) int {
 	for _, s := range path {
 		if i = member(b, i, s.name, fold); i < 0 {
 			return -1
 		}
-		if s.index >= 0 {
-			if i = element(b, i, s.index); i < 0 {
-				return -1
-			}
+		if i = index(b, i, s.index); i < 0 {
+			return -1
 		}
 	}
 	return i
+}
+
+// index returns the offset of element n of the array at b[i], b[i] itself
+// when n < 0, or -1.
+func index(b []byte, i, n int) int {
+	if n < 0 {
+		return i
+	}
+	return element(b, i, n)
+}
+
+// A memo remembers where the first member of a path was found, so that
+// several paths below one member ($body.Weather.a, $body.Weather.b) walk
+// the top level of a document once per message.
+type memo struct {
+	name string
+	off  int
+	set  bool
+}
+
+// find is lookup from the top of b, through m.
+func (m *memo) find(b []byte, path []seg, fold bool) int {
+	if !m.set || m.name != path[0].name {
+		*m = memo{path[0].name, member(b, skipWS(b, 0), path[0].name, fold), true}
+	}
+	if m.off < 0 {
+		return -1
+	}
+	i := index(b, m.off, path[0].index)
+	if i < 0 {
+		return -1
+	}
+	return lookup(b, i, path[1:], fold)
 }
 
 // member returns the offset of the value of member name in the object at
@@ -202,19 +295,13 @@ func member(b []byte, i int, name string, fold bool) int {
 	found := -1
 	i = skipWS(b, i+1)
 	for i < len(b) && b[i] == '"' {
-		end, ok := skipString(b, i)
-		if !ok {
-			return -1
-		}
+		end := stringEnd(b, i)
 		key := b[i+1 : end-1]
 		i = skipWS(b, skipWS(b, end)+1) // past ':'
 		if keyEqual(key, name, fold) {
 			found = i
 		}
-		if i, ok = skipValue(b, i, 0); !ok {
-			return -1
-		}
-		if i = skipWS(b, i); i < len(b) && b[i] == ',' {
+		if i = skipWS(b, skipValid(b, i)); i < len(b) && b[i] == ',' {
 			i = skipWS(b, i+1)
 		}
 	}
@@ -231,11 +318,7 @@ func element(b []byte, i, n int) int {
 		if k == n {
 			return i
 		}
-		var ok bool
-		if i, ok = skipValue(b, i, 0); !ok {
-			return -1
-		}
-		if i = skipWS(b, i); i < len(b) && b[i] == ',' {
+		if i = skipWS(b, skipValid(b, i)); i < len(b) && b[i] == ',' {
 			i = skipWS(b, i+1)
 		}
 	}
@@ -273,8 +356,7 @@ func jsonValue(b []byte, i int) Value {
 	case 'n':
 		return null
 	case '"':
-		end, _ := skipString(b, i)
-		return str(unquoteJSON(b[i+1 : end-1]))
+		return str(unquoteJSON(b[i+1 : stringEnd(b, i)-1]))
 	}
 	end, _ := skipNumber(b, i)
 	f, err := strconv.ParseFloat(string(b[i:end]), 64)
@@ -287,11 +369,9 @@ func jsonValue(b []byte, i int) Value {
 // rawText returns the JSON text at b[i]; strings are unquoted.
 func rawText(b []byte, i int) string {
 	if b[i] == '"' {
-		end, _ := skipString(b, i)
-		return unquoteJSON(b[i+1 : end-1])
+		return unquoteJSON(b[i+1 : stringEnd(b, i)-1])
 	}
-	end, _ := skipValue(b, i, 0)
-	return string(b[i:end])
+	return string(b[i:skipValid(b, i)])
 }
 
 // unquoteJSON decodes the body of a valid JSON string.

@@ -77,45 +77,45 @@ func runQueryCases(t *testing.T, m func() *hubkit.Message, twin string, cases []
 // expected result.
 func TestWorkedExamples(t *testing.T) {
 	runQueryCases(t, messageM, weatherTwin, []queryCase{
-		{`processingPath = 'hot'`, "true"},                                                 // 1
-		{`PROCESSINGPATH = 'hot'`, "true"},                                                 // 2
-		{`processingPath = 'HOT'`, "false"},                                                // 3
+		{`processingPath = 'hot'`, "true"},  // 1
+		{`PROCESSINGPATH = 'hot'`, "true"},  // 2
+		{`processingPath = 'HOT'`, "false"}, // 3
 		{`severity > 2`, "error: Invalid operands to binary operator '>': have 'string' and 'number', expected 'string' and 'string', Location <start>:1:10, <end>:1:11"}, // 4
-		{`as_number(severity) <= 3`, "true"},                                                    // 5
-		{`$contentEncoding = 'utf-8' AND processingPath = 'hot'`, "true"},                       // 6
-		{`$sys = 'app'`, "true"},                                                                // 7
-		{`{$sys} = 'system'`, "undefined"},                                                      // 8: hubkit has no system property "sys"
-		{`{$messageId} = 'system'`, "true"},                                                     // 8, with a system property hubkit has
-		{`$body.Weather.Temperature = 50 AND $body.Weather.IsEnabled`, "true"},                  // 9
-		{`$body.Weather.HistoricalData[0].Month = 'Feb'`, "true"},                               // 10
-		{`length($body.Weather.Location.State) = 2`, "true"},                                    // 11
-		{`$body.Weather.Temperature = '50'`, "false"},                                           // 12
+		{`as_number(severity) <= 3`, "true"},                                                     // 5
+		{`$contentEncoding = 'utf-8' AND processingPath = 'hot'`, "true"},                        // 6
+		{`$sys = 'app'`, "true"},                                                                 // 7
+		{`{$sys} = 'system'`, "undefined"},                                                       // 8: hubkit has no system property "sys"
+		{`{$messageId} = 'system'`, "true"},                                                      // 8, with a system property hubkit has
+		{`$body.Weather.Temperature = 50 AND $body.Weather.IsEnabled`, "true"},                   // 9
+		{`$body.Weather.HistoricalData[0].Month = 'Feb'`, "true"},                                // 10
+		{`length($body.Weather.Location.State) = 2`, "true"},                                     // 11
+		{`$body.Weather.Temperature = '50'`, "false"},                                            // 12
 		{`$body.Weather.PrevTemperatures[1] * $body.Weather.PrevTemperatures[2] = 1200`, "true"}, // 13
-		{`$body.Weather.Missing = 1`, "undefined"},                                              // 14
-		{`is_defined($body.Weather.Missing)`, "false"},                                          // 15
-		{`is_null($body.Weather.NullValue)`, "true"},                                            // 16
-		{`$body.Weather.Location = null`, "undefined"},                                          // 17
+		{`$body.Weather.Missing = 1`, "undefined"},                                               // 14
+		{`is_defined($body.Weather.Missing)`, "false"},                                           // 15
+		{`is_null($body.Weather.NullValue)`, "true"},                                             // 16
+		{`$body.Weather.Location = null`, "undefined"},                                           // 17
 		{`NOT processingPath = 'hot'`, "error: Invalid operands to unary operator 'NOT': have 'string', expected 'bool', Location <start>:1:1, <end>:1:4"}, // 18
-		{`NOT (processingPath = 'hot')`, "false"},                                                                                                              // 19
-		{`missing = 'x' OR true`, "true"},                                                                                                                      // 20
-		{`missing = 'x' AND false`, "false"},                                                                                                                   // 21
-		{`NOT (missing = 'x')`, "undefined"},                                                                                                                   // 22
-		{`(missing ?? 'cold') = 'cold'`, "true"},                                                                                                               // 23
+		{`NOT (processingPath = 'hot')`, "false"}, // 19
+		{`missing = 'x' OR true`, "true"},         // 20
+		{`missing = 'x' AND false`, "false"},      // 21
+		{`NOT (missing = 'x')`, "undefined"},      // 22
+		{`(missing ?? 'cold') = 'cold'`, "true"},  // 23
 		{`missing ?? 'cold' = 'cold'`, "error: Invalid operands to binary operator '??': have 'string' and 'bool', expected 'string' and 'string', Location <start>:1:9, <end>:1:11"}, // 24
-		{`as_number(severity)+1 = 4`, "error: Syntax error., Location <start>:1:20, <end>:1:22"},                                                                                     // 25
-		{`as_number(severity) + 1 = 4`, "true"},                                                                                                                                      // 26
-		{`$enqueuedTime > '2022-06-06T22:56:06Z'`, "true"},                                                                                                                           // 27
-		{`$twin.properties.reported.batteryLevel > 50`, "true"},                                                                                                                      // 28
-		{`$twin.tags.deploymentLocation.floor = 1`, "false"},                                                                                                                         // 29
-		{`concat($body.Weather.Location.City, ', ', $body.Weather.Location.State) = 'Redmond, WA'`, "true"},                                                                          // 30
-		{`substring('abc', 3) = ''`, "true"},                                                                                                                                         // 31
-		{`substring('abc', 4)`, "undefined"},                                                                                                                                         // 31
-		{`3 % 0 ?? 12.34 = 12.34`, "error: Invalid operands to binary operator '??': have 'number' and 'bool', expected 'number' and 'number', Location <start>:1:7, <end>:1:9"},      // 32
-		{`(3 % 0 ?? 12.34) = 12.34`, "true"},                                                                                                                                         // 32
-		{`TRUE`, "undefined"}, // 33: an application property, missing in M
+		{`as_number(severity)+1 = 4`, "error: Syntax error., Location <start>:1:20, <end>:1:22"},                                                                                      // 25
+		{`as_number(severity) + 1 = 4`, "true"},                                                             // 26
+		{`$enqueuedTime > '2022-06-06T22:56:06Z'`, "true"},                                                  // 27
+		{`$twin.properties.reported.batteryLevel > 50`, "true"},                                             // 28
+		{`$twin.tags.deploymentLocation.floor = 1`, "false"},                                                // 29
+		{`concat($body.Weather.Location.City, ', ', $body.Weather.Location.State) = 'Redmond, WA'`, "true"}, // 30
+		{`substring('abc', 3) = ''`, "true"},                                                                // 31
+		{`substring('abc', 4)`, "undefined"},                                                                // 31
+		{`3 % 0 ?? 12.34 = 12.34`, "error: Invalid operands to binary operator '??': have 'number' and 'bool', expected 'number' and 'number', Location <start>:1:7, <end>:1:9"}, // 32
+		{`(3 % 0 ?? 12.34) = 12.34`, "true"}, // 32
+		{`TRUE`, "undefined"},                // 33: an application property, missing in M
 		{`is_defined(TRUE)`, "false"},
-		{`null`, "null"},      // 34: reads as false, see TestTruth
-		{`not null`, "true"},  // 34
+		{`null`, "null"},     // 34: reads as false, see TestTruth
+		{`not null`, "true"}, // 34
 	})
 	// 35: without a content type the body cannot be queried.
 	noType := func() *hubkit.Message {
@@ -501,7 +501,7 @@ func TestBodyEncodings(t *testing.T) {
 func TestBodyValues(t *testing.T) {
 	m := func() *hubkit.Message {
 		return &hubkit.Message{
-			Body: []byte(` { "n" : -1.5e2 , "big": 1e400, "esc\"key": "tab\there", "dup": 1, "dup": 2, "arr": [ [1, 2], {"x": [true]} ], "u": "\u0041\/" } `),
+			Body:   []byte(` { "n" : -1.5e2 , "big": 1e400, "esc\"key": "tab\there", "dup": 1, "dup": 2, "arr": [ [1, 2], {"x": [true]} ], "u": "\u0041\/" } `),
 			System: hubkit.SystemProperties{ContentType: "application/json", ContentEncoding: "utf-8"},
 		}
 	}

@@ -457,7 +457,7 @@ func (t *Table) Enrich(ctx context.Context, endpoint string, m *hubkit.Message) 
 			v = t.hubName
 		case en.twinPath != nil:
 			if b := e.twinJSON(); b != nil {
-				if i := lookup(b, en.twinPath, true); i >= 0 {
+				if i := e.twinMemo.find(b, en.twinPath, true); i >= 0 {
 					v = rawText(b, i)
 				}
 			}
