@@ -23,7 +23,7 @@ type env struct {
 
 func newEnv(t testing.TB, cfg auth.Config) *env {
 	t.Helper()
-	kv := newMapKV()
+	kv := newKV(t)
 	e := &env{reg: newRegistry(t, kv, nil), pol: newPolicies(t, kv)}
 	cfg.Registry, cfg.Policies = e.reg, e.pol
 	if cfg.HostName == "" {

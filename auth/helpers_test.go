@@ -34,7 +34,7 @@ func newClock(t time.Time) *clock {
 func (c *clock) Now() time.Time      { return time.Unix(0, c.t.Load()) }
 func (c *clock) Add(d time.Duration) { c.t.Add(int64(d)) }
 
-func newRegistry(t testing.TB, kv *mapKV, onChange func(auth.Change)) *auth.Registry {
+func newRegistry(t testing.TB, kv *countingKV, onChange func(auth.Change)) *auth.Registry {
 	t.Helper()
 	r, err := auth.NewRegistry(auth.RegistryConfig{KV: kv, OnChange: onChange, Now: func() time.Time { return testNow }})
 	if err != nil {
@@ -43,7 +43,7 @@ func newRegistry(t testing.TB, kv *mapKV, onChange func(auth.Change)) *auth.Regi
 	return r
 }
 
-func newPolicies(t testing.TB, kv *mapKV) *auth.Policies {
+func newPolicies(t testing.TB, kv *countingKV) *auth.Policies {
 	t.Helper()
 	p, err := auth.NewPolicies(context.Background(), kv, "")
 	if err != nil {

@@ -41,7 +41,7 @@ func TestPermission(t *testing.T) {
 }
 
 func TestPoliciesDefaultsAndPersistence(t *testing.T) {
-	kv := newMapKV()
+	kv := newKV(t)
 	p := newPolicies(t, kv)
 	want := map[string]auth.Permission{}
 	for _, d := range auth.DefaultPolicies() {

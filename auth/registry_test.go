@@ -20,7 +20,7 @@ import (
 var ctx = context.Background()
 
 func TestRegistryCreateGet(t *testing.T) {
-	r := newRegistry(t, newMapKV(), nil)
+	r := newRegistry(t, newKV(t), nil)
 	d, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestRegistryCreateGet(t *testing.T) {
 }
 
 func TestRegistryJSONFieldNames(t *testing.T) {
-	r := newRegistry(t, newMapKV(), nil)
+	r := newRegistry(t, newKV(t), nil)
 	d, err := r.Create(ctx, auth.Device{DeviceID: "dev-1", Capabilities: auth.Capabilities{IotEdge: true}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestRegistryCreateInvalid(t *testing.T) {
 		{"unknown type", auth.Device{DeviceID: "d", Authentication: auth.Authentication{Type: "password"}}, "authentication type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRegistry(t, newMapKV(), nil)
+			r := newRegistry(t, newKV(t), nil)
 			_, err := r.Create(ctx, tc.d)
 			if !errors.Is(err, hubkit.ErrArgumentInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Create = %v, want ArgumentInvalid mentioning %q", err, tc.want)
@@ -103,7 +103,7 @@ func TestRegistryCreateInvalid(t *testing.T) {
 
 func TestRegistryUpdate(t *testing.T) {
 	clk := newClock(testNow)
-	r, err := auth.NewRegistry(auth.RegistryConfig{KV: newMapKV(), Now: clk.Now})
+	r, err := auth.NewRegistry(auth.RegistryConfig{KV: newKV(t), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRegistryUpdate(t *testing.T) {
 }
 
 func TestRegistryDeleteAndRecreate(t *testing.T) {
-	r := newRegistry(t, newMapKV(), nil)
+	r := newRegistry(t, newKV(t), nil)
 	d, _ := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
 	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestRegistryDeleteAndRecreate(t *testing.T) {
 }
 
 func TestRegistryModules(t *testing.T) {
-	r := newRegistry(t, newMapKV(), nil)
+	r := newRegistry(t, newKV(t), nil)
 	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}); !errors.Is(err, hubkit.ErrDeviceNotFound) {
 		t.Errorf("CreateModule on a missing device = %v", err)
 	}
@@ -214,7 +214,7 @@ func TestRegistryModules(t *testing.T) {
 }
 
 func TestRegistryList(t *testing.T) {
-	r := newRegistry(t, newMapKV(), nil)
+	r := newRegistry(t, newKV(t), nil)
 	var want []string
 	for i := range 25 {
 		id := fmt.Sprintf("dev-%02d", i)
@@ -249,7 +249,7 @@ func TestRegistryList(t *testing.T) {
 }
 
 func TestRegistrySurvivesRestart(t *testing.T) {
-	kv := newMapKV()
+	kv := newKV(t)
 	r := newRegistry(t, kv, nil)
 	d, _ := r.Create(ctx, auth.Device{DeviceID: "dev-1"})
 	d.StatusReason = "maintenance"
@@ -285,7 +285,7 @@ func TestRegistrySurvivesRestart(t *testing.T) {
 func TestRegistryOnChange(t *testing.T) {
 	var mu sync.Mutex
 	var got []auth.Change
-	r := newRegistry(t, newMapKV(), func(c auth.Change) {
+	r := newRegistry(t, newKV(t), func(c auth.Change) {
 		mu.Lock()
 		got = append(got, c)
 		mu.Unlock()
@@ -313,7 +313,7 @@ func TestRegistryOnChange(t *testing.T) {
 
 // gateKV blocks Gets until released and records how many ran at once.
 type gateKV struct {
-	*mapKV
+	*countingKV
 	release          chan struct{}
 	running, maxSeen atomic.Int64
 }
@@ -328,13 +328,13 @@ func (g *gateKV) Get(ctx context.Context, key string) ([]byte, error) {
 		}
 	}
 	<-g.release
-	return g.mapKV.Get(ctx, key)
+	return g.countingKV.Get(ctx, key)
 }
 
 func TestRegistryCacheAndSingleflight(t *testing.T) {
-	kv := newMapKV()
+	kv := newKV(t)
 	newRegistry(t, kv, nil).Create(ctx, auth.Device{DeviceID: "dev-1"})
-	g := &gateKV{mapKV: kv, release: make(chan struct{})}
+	g := &gateKV{countingKV: kv, release: make(chan struct{})}
 	r, _ := auth.NewRegistry(auth.RegistryConfig{KV: g})
 	const n = 50
 	var started, done sync.WaitGroup
