@@ -40,7 +40,7 @@ func start(t testing.TB, opts mqtt.Options) *env {
 		opts.HostName = testHost
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		opts.Logger = testLogger(t)
 	}
 	devices := &brokertest.Devices{}
 	for _, d := range []string{"dev-1", "dev-2", "dev-3"} {
@@ -64,6 +64,10 @@ func start(t testing.TB, opts mqtt.Options) *env {
 		q.Close()
 	})
 	return &env{b: b, hub: hub, q: q}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 type testWriter struct{ t testing.TB }

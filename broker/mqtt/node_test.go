@@ -1,0 +1,235 @@
+package mqtt_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/broker/brokertest"
+	"github.com/hubkit/hubkit/broker/mqtt"
+	"github.com/hubkit/hubkit/internal/nodesdk"
+	"github.com/hubkit/hubkit/queue/memory"
+)
+
+// testTLS returns a server TLS config for localhost and 127.0.0.1, signed
+// by a CA made for the test, and the path of the CA's PEM file.
+func testTLS(t testing.TB) (*tls.Config, string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hubkit test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, path
+}
+
+// nodeEnv is a TLS broker for host localhost whose hub authenticates with
+// hubkit's own SAS authenticator against a registry holding node-1.
+func nodeEnv(t *testing.T) (*memory.Store, *brokertest.Hub, string, string) {
+	t.Helper()
+	ctx := ctxT(t)
+	cfg, caPath := testTLS(t)
+	store := memory.New(memory.Options{})
+	t.Cleanup(func() { store.Close() })
+	reg, err := auth.NewRegistry(auth.RegistryConfig{KV: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, auth.Device{DeviceID: "node-1", Status: auth.StatusEnabled,
+		Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: testKey, SecondaryKey: testKey}}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{Registry: reg, HostName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := brokertest.New(a, store)
+	t.Cleanup(func() { hub.Close() })
+	b, err := mqtt.New(mqtt.Options{TLSAddr: "127.0.0.1:0", TLSConfig: cfg, HostName: "localhost",
+		Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx, hub); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	_, port, _ := net.SplitHostPort(b.TLSAddr().String())
+	conn := "HostName=localhost;DeviceId=node-1;SharedAccessKey=" + testKey + ";GatewayHostName=localhost:" + port
+	return store, hub, conn, caPath
+}
+
+// runNode runs device.js with p and sends its events on the returned
+// channel, which is closed when the program ends; the program must end
+// with status 0.
+func runNode(t *testing.T, ctx context.Context, p nodesdk.Plan, caPath string) <-chan nodesdk.Event {
+	t.Helper()
+	cmd := nodesdk.Command(ctx, t, p, "NODE_EXTRA_CA_CERTS="+caPath)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan nodesdk.Event, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(events)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e nodesdk.Event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				t.Errorf("device.js printed %q", sc.Text())
+				continue
+			}
+			t.Logf("device.js: %s", sc.Text())
+			events <- e
+		}
+	}()
+	t.Cleanup(func() {
+		<-done
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("device.js: %v", err)
+		}
+	})
+	return events
+}
+
+func TestNodeSDKTelemetryAndC2D(t *testing.T) {
+	store, hub, conn, caPath := nodeEnv(t)
+	ctx := ctxT(t)
+	c2d := &hubkit.Message{
+		Body:       []byte("to the device"),
+		System:     hubkit.SystemProperties{MessageID: "c2d-1", CorrelationID: "corr-1", ContentType: "text/plain"},
+		Properties: hubkit.Properties{{Name: "cprop", Value: "x&y=z/w"}, {Name: "n", Value: "1"}},
+	}
+	if err := hub.SendC2D(ctx, "node-1", c2d); err != nil {
+		t.Fatal(err)
+	}
+	plan := nodesdk.Plan{ConnectionString: conn, Receive: 1, Send: []nodesdk.Message{
+		{Data: `{"t":1}`, MessageID: "d2c-1", CorrelationID: "corr", ContentType: "application/json", ContentEncoding: "utf-8",
+			Properties: map[string]string{"temperatureAlert": "true", "note": "a&b=c/d ü %20+"}},
+		{Data: "second", Properties: map[string]string{"dt-subject": "comp"}},
+	}}
+	var got *nodesdk.Message
+	var sent, closed int
+	for e := range runNode(t, ctx, plan, caPath) {
+		switch e.Event {
+		case "message":
+			got = &e.Message
+		case "sent":
+			sent++
+		case "closed":
+			closed++
+		case "error":
+			t.Errorf("device.js error: %s", e.Error)
+		}
+	}
+	if sent != 2 || closed != 1 {
+		t.Fatalf("sent %d, closed %d", sent, closed)
+	}
+	if got == nil {
+		t.Fatal("the device received no C2D message")
+	}
+	if got.Data != "to the device" || got.MessageID != "c2d-1" || got.CorrelationID != "corr-1" || got.ContentType != "text/plain" ||
+		got.To != "/devices/node-1/messages/deviceBound" || got.Properties["cprop"] != "x&y=z/w" || got.Properties["n"] != "1" {
+		t.Errorf("C2D as the SDK saw it: %+v", got)
+	}
+	msgs, err := hub.Messages(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msgs[0]
+	if s := m.System; string(m.Body) != `{"t":1}` || s.MessageID != "d2c-1" || s.CorrelationID != "corr" ||
+		s.ContentType != "application/json" || s.ContentEncoding != "utf-8" || s.ConnectionDeviceID != "node-1" {
+		t.Errorf("first message: %+v", m)
+	}
+	if v, _ := m.Properties.Get("note"); v != "a&b=c/d ü %20+" {
+		t.Errorf("note = %q", v)
+	}
+	if v, _ := m.Properties.Get("temperatureAlert"); v != "true" {
+		t.Errorf("temperatureAlert = %q", v)
+	}
+	if s := msgs[1].System.Subject; s != "comp" {
+		t.Errorf("dt-subject = %q", s)
+	}
+	poll(t, "the C2D message completed", func() bool { n, _ := store.Len(ctx, "node-1"); return n == 0 })
+}
+
+func TestNodeSDKTokenRenewalKeepsC2D(t *testing.T) {
+	_, hub, conn, caPath := nodeEnv(t)
+	ctx := ctxT(t)
+	if err := hub.SendC2D(ctx, "node-1", &hubkit.Message{Body: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	plan := nodesdk.Plan{ConnectionString: conn, Receive: 2, TokenValidSeconds: 10, TokenMarginSeconds: 5, TimeoutMillis: 30000}
+	events := runNode(t, ctx, plan, caPath)
+	next := func() nodesdk.Event {
+		for e := range events {
+			if e.Event == "message" || e.Event == "error" {
+				return e
+			}
+		}
+		t.Fatal("device.js ended early")
+		return nodesdk.Event{}
+	}
+	if e := next(); e.Message.Data != "before" {
+		t.Fatalf("got %+v", e)
+	}
+	// The SDK renews its token by reconnecting (cleanSession=0) without a
+	// new SUBSCRIBE: connected, disconnected, connected.
+	ev, err := hub.WaitEvents(ctx, 3)
+	if err != nil {
+		t.Fatalf("no reconnect: %+v, %v", ev, err)
+	}
+	if !ev[0].Connected || ev[1].Connected || !ev[2].Connected {
+		t.Fatalf("events %+v", ev)
+	}
+	if err := hub.SendC2D(ctx, "node-1", &hubkit.Message{Body: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.Message.Data != "after" {
+		t.Fatalf("got %+v", e)
+	}
+	for range events { // drain until device.js ends
+	}
+}
