@@ -41,6 +41,9 @@ package queuetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,19 +194,27 @@ func (e *env) sweep(t *testing.T) {
 // or the harness runs out of patience; then it fails with cond's last answer.
 func (e *env) eventually(t *testing.T, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(e.h.Patience)
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+	poll(t, e.h.Patience, func() string {
 		e.sweep(t)
+		return cond()
+	})
+}
+
+// poll calls cond until it returns "" or patience runs out; then it fails
+// with cond's last answer. It polls a condition with a deadline, as nats'
+// checkFor does, rather than sleep for an effect.
+func poll(t *testing.T, patience time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		msg := cond()
 		if msg == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", e.h.Patience, msg)
+			t.Fatalf("after %v: %s", patience, msg)
 		}
-		// Polling the condition, not waiting for an effect: see checkFor in nats.
-		timer := time.NewTimer(wait)
-		<-timer.C
+		<-time.After(wait)
 	}
 }
 
@@ -234,6 +245,38 @@ func await[T any](t *testing.T, e *env, ch <-chan result[T], what string) result
 		t.Fatalf("%s: still blocked after %v", what, e.h.Patience)
 		return result[T]{}
 	}
+}
+
+// waitBlocked waits until n goroutines running a function whose name
+// contains fn (a test's closure passed to goCall) are blocked, so that a
+// test knows a call is waiting inside the store before it acts: otherwise
+// the call might only start after, say, Close, and pass for the wrong
+// reason. It reads the goroutines' states from runtime.Stack.
+func waitBlocked(t *testing.T, e *env, fn string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	poll(t, e.h.Patience, func() string {
+		for {
+			if m := runtime.Stack(buf, true); m < len(buf) {
+				buf = buf[:m]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		got := 0
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(g, fn) && !strings.Contains(header, "[running") &&
+				!strings.Contains(header, "[runnable") && !strings.Contains(header, "[syscall") {
+				got++
+			}
+		}
+		buf = buf[:cap(buf)]
+		if got < n {
+			return fmt.Sprintf("%d of %d calls of %s are waiting", got, n, fn)
+		}
+		return ""
+	})
 }
 
 // notReturned fails the test when a call started by goCall has already returned.

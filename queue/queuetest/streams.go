@@ -228,6 +228,7 @@ func testReadWaits(t *testing.T, e *env) {
 	appendN(t, e, "s", 0, 1)
 	ch := goCall(func() ([]queue.Record, error) { return e.q.Read(e.ctx, "s", 0, 1, 10, nil) })
 	notReturned(t, ch, "Read past the last record")
+	waitBlocked(t, e, "testReadWaits.func", 1)
 	if _, err := e.q.Append(e.ctx, []queue.Entry{{Stream: "s", Message: msg("late")}}); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
@@ -247,6 +248,7 @@ func testReadContext(t *testing.T, e *env) {
 	ctx, cancel = context.WithCancel(e.ctx)
 	ch := goCall(func() ([]queue.Record, error) { return e.q.Read(ctx, "s", 0, 0, 10, nil) })
 	notReturned(t, ch, "Read on an empty partition")
+	waitBlocked(t, e, "testReadContext.func", 1)
 	cancel()
 	if r := await(t, e, ch, "Read after cancel"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("%s: Read returned %v after cancel, want context.Canceled", rule, r.err)
@@ -307,9 +309,14 @@ func testCursors(t *testing.T, e *env) {
 		part           int
 		next           uint64
 	}{{"c", "s", 0, 5}, {"c", "s", 0, 3}, {"c", "s", 1, 2}, {"d", "s", 0, 1}, {"c", "t", 0, 9}, {"c", "s", 0, 7}}
-	for _, c := range commits {
+	for i, c := range commits {
 		if err := e.q.Commit(e.ctx, c.cursor, c.stream, c.part, c.next); err != nil {
 			t.Fatalf("Commit: %v", err)
+		}
+		if i == 1 {
+			if got, err := e.q.Cursor(e.ctx, "c", "s", 0); err != nil || got != 5 {
+				t.Errorf("%s: after Commit 5 then 3, Cursor = %d, %v; want 5", rule, got, err)
+			}
 		}
 	}
 	for _, c := range []struct {
