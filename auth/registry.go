@@ -181,9 +181,10 @@ type Registry struct {
 	rand     io.Reader
 	flight   singleflight.Group
 
+	// Lock order: mu, then cmu.
 	mu sync.Mutex // serializes writes: check, store, cache, OnChange
 
-	cmu     sync.RWMutex // guards the caches
+	cmu     sync.RWMutex // guards the caches below
 	devices map[string]*deviceEntry
 	modules map[[2]string]*moduleEntry
 }
@@ -401,7 +402,7 @@ func (r *Registry) Create(ctx context.Context, d Device) (Device, error) {
 	if err := r.normalize(&n.Status, &n.StatusReason, &n.Authentication, nil, &n.ETag, &n.GenerationID); err != nil {
 		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
 	}
-	if err := r.write(ctx, queue.KVOp{Key: r.deviceKey(n.DeviceID), Value: mustJSON(&n)}); err != nil {
+	if err := r.put(ctx, r.deviceKey(n.DeviceID), &n); err != nil {
 		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
 	}
 	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
@@ -438,7 +439,7 @@ func (r *Registry) Update(ctx context.Context, d Device, ifMatch string) (Device
 	if n.Status != old.Status {
 		n.StatusUpdatedTime = r.now().UTC()
 	}
-	if err := r.write(ctx, queue.KVOp{Key: r.deviceKey(n.DeviceID), Value: mustJSON(&n)}); err != nil {
+	if err := r.put(ctx, r.deviceKey(n.DeviceID), &n); err != nil {
 		return Device{}, fmt.Errorf("auth: update device %q: %w", d.DeviceID, err)
 	}
 	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
@@ -467,7 +468,7 @@ func (r *Registry) Delete(ctx context.Context, id, ifMatch string) error {
 	for _, m := range mods {
 		ops = append(ops, queue.KVOp{Key: r.moduleKey(id, m.ModuleID), Delete: true})
 	}
-	if err := r.write(ctx, ops...); err != nil {
+	if err := r.kv.Write(ctx, ops...); err != nil {
 		return fmt.Errorf("auth: delete device %q: %w", id, err)
 	}
 	r.cacheDevice(id, nil, time.Time{})
@@ -596,7 +597,7 @@ func (r *Registry) updateHubFields(ctx context.Context, id, mid string, always b
 	}
 	f(&h)
 	if always || h.activity.Sub(persisted) >= activityGranularity {
-		if err := r.write(ctx, queue.KVOp{Key: key, Value: mustJSON(rec)}); err != nil {
+		if err := r.put(ctx, key, rec); err != nil {
 			return fmt.Errorf("auth: update %s: %w", key, err)
 		}
 		persisted = *h.activity
@@ -623,7 +624,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err := r.normalize(nil, nil, &m.Authentication, nil, &m.ETag, &m.GenerationID); err != nil {
 		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
 	}
-	if err := r.write(ctx, queue.KVOp{Key: r.moduleKey(m.DeviceID, m.ModuleID), Value: mustJSON(&m)}); err != nil {
+	if err := r.put(ctx, r.moduleKey(m.DeviceID, m.ModuleID), &m); err != nil {
 		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
 	}
 	r.cacheModule(m.DeviceID, m.ModuleID, &m, time.Time{})
@@ -644,7 +645,7 @@ func (r *Registry) DeleteModule(ctx context.Context, id, moduleID, ifMatch strin
 	if !etagMatches(e.mod.ETag, ifMatch) {
 		return fmt.Errorf("auth: delete module %q of device %q: %w", moduleID, id, hubkit.ErrPreconditionFailed)
 	}
-	if err := r.write(ctx, queue.KVOp{Key: r.moduleKey(id, moduleID), Delete: true}); err != nil {
+	if err := r.kv.Write(ctx, queue.KVOp{Key: r.moduleKey(id, moduleID), Delete: true}); err != nil {
 		return fmt.Errorf("auth: delete module %q of device %q: %w", moduleID, id, err)
 	}
 	r.cacheModule(id, moduleID, nil, time.Time{})
@@ -780,21 +781,18 @@ func etagMatches(etag, ifMatch string) bool {
 	return ifMatch == "" || ifMatch == "*" || ifMatch == etag
 }
 
-func (r *Registry) write(ctx context.Context, ops ...queue.KVOp) error {
-	return r.kv.Write(ctx, ops...)
-}
-
 func (r *Registry) notify(c Change) {
 	if r.onChange != nil {
 		r.onChange(c)
 	}
 }
 
-// mustJSON encodes registry records, which always encode.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
+// put stores a registry record as JSON. Encoding fails only for times
+// outside years 0-9999.
+func (r *Registry) put(ctx context.Context, key string, rec any) error {
+	b, err := json.Marshal(rec)
 	if err != nil {
-		panic("auth: encode registry record: " + err.Error())
+		return fmt.Errorf("%w: %w", hubkit.ErrArgumentInvalid, err)
 	}
-	return b
+	return r.kv.Write(ctx, queue.KVOp{Key: key, Value: b})
 }

@@ -370,3 +370,14 @@ func TestRegistryConfig(t *testing.T) {
 		t.Error("NewRegistry without a KV succeeded")
 	}
 }
+
+func TestRegistryTouchOutOfRange(t *testing.T) {
+	r := newRegistry(t, newKV(t), nil)
+	r.Create(ctx, auth.Device{DeviceID: "dev-1"})
+	if err := r.Touch(ctx, "dev-1", "", time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+		t.Errorf("Touch in year 12000 = %v, want ArgumentInvalid", err)
+	}
+	if _, err := r.Get(ctx, "dev-1"); err != nil {
+		t.Error(err)
+	}
+}
