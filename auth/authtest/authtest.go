@@ -43,7 +43,11 @@ const (
 	NotYetValid
 )
 
+// String names the kind, for test messages.
 func (k Kind) String() string {
+	if k < Valid || k > NotYetValid {
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
 	return [...]string{"valid", "wrong key", "expired", "not yet valid"}[k]
 }
 
