@@ -2,14 +2,12 @@ package https_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 
-	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker/https"
 )
 
@@ -20,9 +18,7 @@ func fuzzHandler(t testing.TB) (http.Handler, *fakeHub) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newFakeHub(auth.AuthenticatorFunc(func(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
-		return auth.Identity{DeviceID: c.DeviceID}, nil
-	}))
+	h := newFakeHub(allowAll)
 	return b.Handler(h), h
 }
 

@@ -162,8 +162,11 @@ func (h *handler) authenticate(r *http.Request, deviceID string) (auth.Identity,
 	}
 	id, err := h.hub.Authenticate(r.Context(), c)
 	if err != nil {
+		// Refusals keep their own code (DeviceDisabled, DeviceNotFound);
+		// every 401 becomes IotHubUnauthorizedAccess, as IoT Hub answers
+		// a bad token over HTTP.
 		var e *hubkit.Error
-		if !errors.As(err, &e) && errors.Is(err, auth.ErrDenied) {
+		if errors.Is(err, auth.ErrDenied) && (!errors.As(err, &e) || e.HTTPStatus() == http.StatusUnauthorized) {
 			err = fmt.Errorf("%w: %w", errUnauthorizedAccess, err)
 		}
 		return auth.Identity{}, err

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/https"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/memory"
 )
 
 // Devices known to the test authenticator.
@@ -34,8 +34,8 @@ const (
 	host     = "localhost"
 	key1     = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
 	key2     = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
-	disabled = "disabled-dev" // the authenticator refuses it with DeviceDisabled
-	unknown  = "ghost-dev"    // the authenticator refuses it with DeviceNotFound
+	disabled = "disabled-dev" // registered, disabled
+	unknown  = "ghost-dev"    // not registered
 )
 
 // token returns a SAS token for the device valid for an hour.
@@ -113,36 +113,6 @@ func (p *testPKI) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) tls.Cer
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// authenticator accepts SAS tokens of dev-1 and dev-2 (brokertest.Devices),
-// certificates the test CA signed whose CN is the device id, and refuses
-// the disabled and unknown devices with IoT Hub's codes.
-func (p *testPKI) authenticator() auth.Authenticator {
-	var devs brokertest.Devices
-	devs.Add("dev-1", "", key1)
-	devs.Add("dev-2", "", key2)
-	devs.Add("dev#1 ?x", "", key1) // needs URL encoding in a path
-	return auth.AuthenticatorFunc(func(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
-		switch {
-		case c.DeviceID == disabled:
-			return auth.Identity{}, fmt.Errorf("%w: %w", auth.ErrDenied, hubkit.ErrDeviceDisabled)
-		case c.DeviceID == unknown:
-			return auth.Identity{}, fmt.Errorf("%w: %w", auth.ErrDenied, hubkit.ErrDeviceNotFound)
-		case c.Password == "" && len(c.PeerCertificates) > 0:
-			leaf := c.PeerCertificates[0]
-			inter := x509.NewCertPool()
-			for _, ic := range c.PeerCertificates[1:] {
-				inter.AddCert(ic)
-			}
-			_, err := leaf.Verify(x509.VerifyOptions{Roots: p.pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-			if err != nil || leaf.Subject.CommonName != c.DeviceID {
-				return auth.Identity{}, fmt.Errorf("%w: certificate not valid for %q", auth.ErrDenied, c.DeviceID)
-			}
-			return auth.Identity{DeviceID: c.DeviceID, Method: auth.AuthMethod{Scope: "device", Type: "x509Certificate", Issuer: "external"}}, nil
-		}
-		return devs.Authenticate(ctx, c)
-	})
-}
-
 // client returns an HTTP/1.1 client that trusts the test CA, with the
 // given client certificates.
 func (p *testPKI) client(t testing.TB, certs ...tls.Certificate) *http.Client {
@@ -170,47 +140,34 @@ func startBroker(t testing.TB, p *testPKI, h broker.Hub) (*https.Broker, string)
 	return b, "https://" + b.Addr().String()
 }
 
-// fakeHub is a broker.Hub kept in memory: D2C messages are recorded and
-// reported durable from another goroutine, and C2D messages wait in
-// per-device queues with locks, as queue.DeviceQueues keeps them.
+// fakeHub is a broker.Hub for failure paths: it authenticates with the
+// given Authenticator, records D2C messages and reports them durable (or
+// refuses them) from another goroutine, and holds no C2D message.
 type fakeHub struct {
 	auth.Authenticator
 	refuse error // Ingest refuses every message with it when set
 
-	mu       sync.Mutex // guards the fields below
-	d2c      []hubkit.Message
-	c2d      map[string][]*c2dEntry
-	seq      uint64
-	tokens   int
-	lastLock time.Duration
-	settled  []string // "complete m1", "reject m2", ...
+	mu  sync.Mutex // guards d2c
+	d2c []hubkit.Message
 }
 
-type c2dEntry struct {
-	msg         hubkit.Message
-	token       string
-	lockedUntil time.Time
-}
+// allowAll accepts every request as the device it names.
+var allowAll = auth.AuthenticatorFunc(func(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
+	return auth.Identity{DeviceID: c.DeviceID}, nil
+})
 
-func newFakeHub(a auth.Authenticator) *fakeHub {
-	return &fakeHub{Authenticator: a, c2d: map[string][]*c2dEntry{}}
-}
+func newFakeHub(a auth.Authenticator) *fakeHub { return &fakeHub{Authenticator: a} }
 
 func (h *fakeHub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
 	if h.refuse != nil {
 		go done(h.refuse)
 		return
 	}
-	m := msg.Clone()
-	m.System.ConnectionDeviceID = id.DeviceID
 	h.mu.Lock()
-	h.d2c = append(h.d2c, *m)
+	h.d2c = append(h.d2c, *msg.Clone())
 	h.mu.Unlock()
 	go done(nil)
 }
-
-func (h *fakeHub) Connected(ctx context.Context, id auth.Identity)    {}
-func (h *fakeHub) Disconnected(ctx context.Context, id auth.Identity) {}
 
 func (h *fakeHub) messages() []hubkit.Message {
 	h.mu.Lock()
@@ -218,58 +175,118 @@ func (h *fakeHub) messages() []hubkit.Message {
 	return append([]hubkit.Message(nil), h.d2c...)
 }
 
-// sendC2D enqueues msg for the device as the hub's service API would.
-func (h *fakeHub) sendC2D(deviceID string, msg hubkit.Message) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.seq++
-	msg.System.SequenceNumber = h.seq
-	msg.System.EnqueuedTime = time.Now()
-	msg.System.To = "/devices/" + deviceID + "/messages/deviceBound"
-	h.c2d[deviceID] = append(h.c2d[deviceID], &c2dEntry{msg: msg})
-}
+func (h *fakeHub) Connected(ctx context.Context, id auth.Identity)    {}
+func (h *fakeHub) Disconnected(ctx context.Context, id auth.Identity) {}
 
 func (h *fakeHub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.lastLock = lock
-	now := time.Now()
-	for _, e := range h.c2d[deviceID] {
-		if e.token == "" || now.After(e.lockedUntil) {
-			h.tokens++
-			e.token = "lock-" + strconv.Itoa(h.tokens)
-			e.lockedUntil = now.Add(lock)
-			return queue.Delivery{Queue: deviceID, Message: *e.msg.Clone(), LockToken: e.token, LockedUntil: e.lockedUntil}, nil
-		}
-	}
 	return queue.Delivery{}, queue.ErrEmpty
 }
 
 func (h *fakeHub) Settle(ctx context.Context, deviceID, lockToken string, how broker.Settlement) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	q := h.c2d[deviceID]
-	for i, e := range q {
-		if e.token != lockToken || time.Now().After(e.lockedUntil) {
-			continue
-		}
-		switch how {
-		case broker.Complete, broker.Reject:
-			h.c2d[deviceID] = append(q[:i], q[i+1:]...)
-		case broker.Abandon:
-			e.msg.System.DeliveryCount++
-			e.token = ""
-		case broker.Release:
-			e.token = ""
-		}
-		h.settled = append(h.settled, fmt.Sprintf("%d %s", how, e.msg.System.MessageID))
-		return nil
-	}
 	return fmt.Errorf("fake hub: settle %q: %w", lockToken, queue.ErrLockLost)
 }
 
-func (h *fakeHub) state() (lastLock time.Duration, settled []string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.lastLock, append([]string(nil), h.settled...)
+// clock is a store clock that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// realHub is brokertest's Hub over the in-memory store, with hubkit's own
+// authenticator over a registry kept in the same store.
+type realHub struct {
+	*brokertest.Hub
+	q     *memory.Store
+	clock *clock
+}
+
+// newRealHub registers dev-1 and "dev#1?x%" (key1), dev-2 (key2), a
+// disabled device and cert-dev, whose certificate the test CA signs.
+func newRealHub(t testing.TB, p *testPKI) *realHub {
+	t.Helper()
+	ctx := context.Background()
+	c := &clock{t: time.Now()}
+	q := memory.New(memory.Options{Now: c.Now})
+	t.Cleanup(func() { q.Close() })
+	reg, err := auth.NewRegistry(auth.RegistryConfig{KV: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []auth.Device{
+		{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: key1}}},
+		{DeviceID: "dev#1?x%", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: key1}}},
+		{DeviceID: "dev-2", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: key2}}},
+		{DeviceID: disabled, Status: auth.StatusDisabled, Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: key1}}},
+		{DeviceID: "cert-dev", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}},
+	} {
+		if _, err := reg.Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := auth.New(auth.Config{Registry: reg, HostName: host, CACertificates: []*x509.Certificate{p.ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := brokertest.New(a, q)
+	t.Cleanup(func() { h.Close() })
+	return &realHub{Hub: h, q: q, clock: c}
+}
+
+// enqueue puts msg in the device's C2D queue as the hub's service API
+// would, journaling its outcome.
+func (h *realHub) enqueue(t testing.TB, deviceID string, msg hubkit.Message) {
+	t.Helper()
+	msg.System.To = "/devices/" + deviceID + "/messages/deviceBound"
+	if _, err := h.q.Enqueue(context.Background(), deviceID, &msg, queue.EnqueueOptions{Journal: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outcomes returns the journal so far as "Status:messageId".
+func (h *realHub) outcomes(t testing.TB, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	for len(out) < n {
+		os, err := h.q.Outcomes(ctx, uint64(len(out)), n-len(out))
+		if err != nil {
+			t.Fatalf("outcomes: %v (have %q)", err, out)
+		}
+		for _, o := range os {
+			out = append(out, o.Status.String()+":"+o.Message.System.MessageID)
+		}
+	}
+	return out
+}
+
+// stored returns the D2C messages stored so far, waiting for at least n.
+func (h *realHub) stored(t testing.TB, n int) []hubkit.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ms, err := h.Messages(ctx, n)
+	if err != nil {
+		t.Fatalf("reading %d stored messages: %v (have %d)", n, err, len(ms))
+	}
+	_, next, err := h.q.Bounds(ctx, brokertest.Stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != uint64(n) {
+		t.Fatalf("store holds %d messages, want %d", next, n)
+	}
+	return ms
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +77,7 @@ func checkError(t *testing.T, res *http.Response, body []byte, status int, name 
 
 func TestSendWithProperties(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
 	c := p.client(t)
 
@@ -97,11 +99,12 @@ func TestSendWithProperties(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("status = %d, want 204 (body %s)", res.StatusCode, body)
 	}
-	msgs := h.messages()
-	if len(msgs) != 1 {
-		t.Fatalf("hub got %d messages, want 1", len(msgs))
+	m := h.stored(t, 1)[0]
+	if m.System.MessageSource != hubkit.SourceTelemetry || !strings.Contains(m.System.ConnectionAuthMethod, `"type":"sas"`) {
+		t.Errorf("hub-stamped properties: %+v", m.System)
 	}
-	m := msgs[0]
+	m.System.EnqueuedTime, m.System.SequenceNumber, m.System.MessageSource = time.Time{}, 0, ""
+	m.System.ConnectionAuthMethod, m.System.ConnectionAuthGenerationID = "", ""
 	want := hubkit.SystemProperties{
 		MessageID: "m-1", CorrelationID: "c-1", UserID: "u-1", To: "/devices/dev-1/messages/events",
 		ExpiryTime:  time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
@@ -123,7 +126,7 @@ func TestSendWithProperties(t *testing.T) {
 
 func TestSendBatch(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
 	batch := `[{"body":"aGVsbG8=","properties":{"iothub-app-Zeta":"1","iothub-app-alpha":"2","iothub-messageid":"b1"}},` +
 		`{"body":"plain text","base64Encoded":false},{"body":""}]`
@@ -134,10 +137,7 @@ func TestSendBatch(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("status = %d, want 204 (body %s)", res.StatusCode, body)
 	}
-	msgs := h.messages()
-	if len(msgs) != 3 {
-		t.Fatalf("hub got %d messages, want 3", len(msgs))
-	}
+	msgs := h.stored(t, 3)
 	if string(msgs[0].Body) != "hello" || msgs[0].System.MessageID != "b1" {
 		t.Errorf("message 0 = %q, id %q", msgs[0].Body, msgs[0].System.MessageID)
 	}
@@ -152,7 +152,7 @@ func TestSendBatch(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
 	c := p.client(t)
 	events := base + "/devices/dev-1/messages/events" + apiVersion
@@ -169,11 +169,11 @@ func TestErrors(t *testing.T) {
 		{"no credentials", "POST", events, "x", nil, 401, "IotHubUnauthorizedAccess"},
 		{"bad signature", "POST", events, "x", map[string]string{"Authorization": token("dev-1", key2)}, 401, "IotHubUnauthorizedAccess"},
 		{"not a token", "POST", events, "x", map[string]string{"Authorization": "Bearer abc"}, 401, "IotHubUnauthorizedAccess"},
-		{"expired token", "POST", events, "x", map[string]string{"Authorization": brokertest.Token(host, "dev-1", "", key1, time.Now().Add(-time.Minute))}, 401, "IotHubUnauthorizedAccess"},
+		{"expired token", "POST", events, "x", map[string]string{"Authorization": brokertest.Token(host, "dev-1", "", key1, time.Now().Add(-time.Hour))}, 401, "IotHubUnauthorizedAccess"},
 		{"token of another device", "POST", events, "x", map[string]string{"Authorization": token("dev-2", key2)}, 401, "IotHubUnauthorizedAccess"},
 		{"token of another device on receive", "GET", base + "/devices/dev-2/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good}, 401, "IotHubUnauthorizedAccess"},
-		{"disabled device", "POST", base + "/devices/" + disabled + "/messages/events" + apiVersion, "x", map[string]string{"Authorization": good}, 403, "DeviceDisabled"},
-		{"unknown device", "GET", base + "/devices/" + unknown + "/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": good}, 404, "DeviceNotFound"},
+		{"disabled device", "POST", base + "/devices/" + disabled + "/messages/events" + apiVersion, "x", map[string]string{"Authorization": token(disabled, key1)}, 403, "DeviceDisabled"},
+		{"unknown device", "GET", base + "/devices/" + unknown + "/messages/deviceBound" + apiVersion, "", map[string]string{"Authorization": token(unknown, key1)}, 404, "DeviceNotFound"},
 		{"oversized body", "POST", events, big, map[string]string{"Authorization": good}, 413, "MessageTooLarge"},
 		{"oversized with properties", "POST", events, big[:hubkit.MaxD2CSize-10], map[string]string{"Authorization": good, "iothub-app-k": "0123456789"}, 413, "MessageTooLarge"},
 		{"oversized batch", "POST", events, `[{"body":"` + strings.Repeat("QUFB", hubkit.MaxD2CSize/3+1) + `"}]`, map[string]string{"Authorization": good, "Content-Type": "application/vnd.microsoft.iothub.json"}, 413, "MessageTooLarge"},
@@ -193,11 +193,10 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(h.messages())
 			res, body := do(t, c, tt.method, tt.url, strings.NewReader(tt.body), tt.hdr)
 			checkError(t, res, body, tt.status, tt.code)
-			if n := len(h.messages()); n != before {
-				t.Errorf("hub got %d messages from a refused request", n-before)
+			if _, n, _ := h.q.Bounds(context.Background(), brokertest.Stream, 0); n != 0 {
+				t.Errorf("the store holds %d messages after refused requests", n)
 			}
 		})
 	}
@@ -205,7 +204,7 @@ func TestErrors(t *testing.T) {
 
 func TestHubRefusal(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newFakeHub(newRealHub(t, p))
 	h.refuse = errors.Join(errors.New("store full"), hubkit.ErrThrottling)
 	_, base := startBroker(t, p, h)
 	res, body := do(t, p.client(t), "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader("x"), map[string]string{"Authorization": token("dev-1", key1)})
@@ -214,98 +213,123 @@ func TestHubRefusal(t *testing.T) {
 
 func TestReceiveCompleteRejectAbandon(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
 	c := p.client(t)
-	auth1 := map[string]string{"Authorization": token("dev-1", key1)}
+	tok := token("dev-1", key1)
+	auth1 := map[string]string{"Authorization": tok}
 	bound := base + "/devices/dev-1/messages/devicebound" // the SDKs' casing
-	expiry := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	expiry := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	receive := func(hdr map[string]string) (*http.Response, []byte, string) {
+		t.Helper()
+		res, body := do(t, c, "GET", bound+apiVersion, nil, hdr)
+		etag := res.Header.Get("ETag")
+		if res.StatusCode == 200 && (len(etag) < 3 || etag[0] != '"' || etag[len(etag)-1] != '"') {
+			t.Fatalf("ETag %q is not a quoted lock token", etag)
+		}
+		return res, body, strings.Trim(etag, `"`)
+	}
 
-	h.sendC2D("dev-1", hubkit.Message{
+	h.enqueue(t, "dev-1", hubkit.Message{
 		Body: []byte("hi"),
 		System: hubkit.SystemProperties{MessageID: "m1", CorrelationID: "c1", UserID: "svc", Ack: hubkit.AckFull,
 			ContentType: "application/json", ContentEncoding: "utf-8", ExpiryTime: expiry},
 		Properties: hubkit.Properties{{Name: "color", Value: "red"}},
 	})
-	res, body := do(t, c, "GET", bound+apiVersion, nil, auth1)
+	peek, err := h.q.Peek(context.Background(), "dev-1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, body, lock := receive(auth1)
 	if res.StatusCode != 200 || string(body) != "hi" {
 		t.Fatalf("receive: status %d body %q, want 200 hi", res.StatusCode, body)
 	}
 	for name, want := range map[string]string{
-		"ETag": `"lock-1"`, "iothub-messageid": "m1", "iothub-sequencenumber": "1", "iothub-deliverycount": "0",
+		"iothub-messageid": "m1", "iothub-sequencenumber": strconv.FormatUint(peek[0].System.SequenceNumber, 10), "iothub-deliverycount": "0",
 		"iothub-to": "/devices/dev-1/messages/deviceBound", "iothub-userid": "svc", "iothub-correlationid": "c1",
 		"iothub-ack": "full", "iothub-app-color": "red", "Content-Type": "application/json",
-		"iothub-contenttype": "application/json", "iothub-contentencoding": "utf-8", "iothub-expiry": "2030-01-02T03:04:05Z",
+		"iothub-contenttype": "application/json", "iothub-contentencoding": "utf-8", "iothub-expiry": expiry.Format(time.RFC3339),
+		"iothub-enqueuedtime": peek[0].System.EnqueuedTime.UTC().Format(time.RFC3339Nano),
 	} {
 		if got := res.Header.Get(name); got != want {
 			t.Errorf("header %s = %q, want %q", name, got, want)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339Nano, res.Header.Get("iothub-enqueuedtime")); err != nil {
-		t.Errorf("iothub-enqueuedtime: %v", err)
+	// The default lock is 60 s: the message stays invisible for 59 s, then
+	// comes back under a new lock token, and the old one is lost.
+	h.clock.Add(59 * time.Second)
+	if res, _, _ := receive(auth1); res.StatusCode != 204 {
+		t.Fatalf("receive while locked: status %d, want 204", res.StatusCode)
 	}
-	if lock, _ := h.state(); lock != 60*time.Second {
-		t.Errorf("default lock = %v, want 60s", lock)
+	h.clock.Add(2 * time.Second)
+	res, _, lock2 := receive(auth1)
+	if res.StatusCode != 200 || lock2 == lock || res.Header.Get("iothub-messageid") != "m1" {
+		t.Fatalf("receive after the lock ended: status %d lock %q (old %q)", res.StatusCode, lock2, lock)
 	}
+	res, body = do(t, c, "DELETE", bound+"/"+lock+apiVersion, nil, auth1)
+	checkError(t, res, body, 412, "DeviceMessageLockLost")
 	// Complete as the Node.js SDK does: unquoted If-Match, lock token in the path.
-	res, _ = do(t, c, "DELETE", bound+"/lock-1"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": "lock-1"})
+	res, body = do(t, c, "DELETE", bound+"/"+lock2+apiVersion, nil, map[string]string{"Authorization": tok, "If-Match": lock2})
 	if res.StatusCode != 204 {
-		t.Fatalf("complete: status %d, want 204", res.StatusCode)
+		t.Fatalf("complete: status %d body %s, want 204", res.StatusCode, body)
 	}
-	res, body = do(t, c, "GET", bound+apiVersion, nil, auth1)
-	if res.StatusCode != 204 || len(body) != 0 {
+	if res, body, _ := receive(auth1); res.StatusCode != 204 || len(body) != 0 {
 		t.Fatalf("receive from an empty queue: status %d body %q, want 204", res.StatusCode, body)
 	}
-	res, body = do(t, c, "DELETE", bound+"/lock-1"+apiVersion, nil, auth1)
+	res, body = do(t, c, "DELETE", bound+"/"+lock2+apiVersion, nil, auth1)
 	checkError(t, res, body, 412, "DeviceMessageLockLost")
 
 	// Reject in the three spellings IoT Hub accepts.
 	for i, q := range []string{"&reject", "&reject=", "&reject=true"} {
-		id := "r" + string(rune('0'+i))
-		h.sendC2D("dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: id}})
-		res, _ = do(t, c, "GET", bound+apiVersion, nil, auth1)
-		lock := strings.Trim(res.Header.Get("ETag"), `"`)
-		res, body = do(t, c, "DELETE", bound+"/"+lock+apiVersion+q, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": `"` + lock + `"`})
+		h.enqueue(t, "dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: "r" + strconv.Itoa(i)}})
+		_, _, lock := receive(auth1)
+		res, body = do(t, c, "DELETE", bound+"/"+lock+apiVersion+q, nil, map[string]string{"Authorization": tok, "If-Match": `"` + lock + `"`})
 		if res.StatusCode != 204 {
 			t.Fatalf("reject %s: status %d body %s", q, res.StatusCode, body)
 		}
-		if _, settled := h.state(); settled[len(settled)-1] != "2 "+id {
-			t.Errorf("reject %s: hub settled %q, want reject of %s", q, settled[len(settled)-1], id)
-		}
 	}
 
-	// Abandon: redelivered with a new lock token and one more delivery.
-	h.sendC2D("dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: "a1"}})
-	res, _ = do(t, c, "GET", bound+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "IotHub-MessageLockTimeout": "5"})
-	if lock, _ := h.state(); lock != 5*time.Second {
-		t.Errorf("lock = %v, want 5s from IotHub-MessageLockTimeout", lock)
+	// IotHub-MessageLockTimeout sets the lock; abandon redelivers at once
+	// with one more delivery and a new lock token.
+	h.enqueue(t, "dev-1", hubkit.Message{System: hubkit.SystemProperties{MessageID: "a1"}})
+	_, _, old := receive(map[string]string{"Authorization": tok, "IotHub-MessageLockTimeout": "5"})
+	h.clock.Add(6 * time.Second)
+	res, _, old2 := receive(auth1)
+	if res.StatusCode != 200 || old2 == old {
+		t.Fatalf("receive 6 s after a 5 s lock: status %d lock %q (old %q)", res.StatusCode, old2, old)
 	}
-	old := strings.Trim(res.Header.Get("ETag"), `"`)
-	res, body = do(t, c, "POST", bound+"/"+old+"/abandon"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": "other"})
+	res, body = do(t, c, "POST", bound+"/"+old2+"/abandon"+apiVersion, nil, map[string]string{"Authorization": tok, "If-Match": "other"})
 	checkError(t, res, body, 412, "PreconditionFailed")
-	res, _ = do(t, c, "POST", bound+"/"+old+"/Abandon"+apiVersion, nil, map[string]string{"Authorization": auth1["Authorization"], "If-Match": old})
+	res, _ = do(t, c, "POST", bound+"/"+old2+"/Abandon"+apiVersion, nil, map[string]string{"Authorization": tok, "If-Match": old2})
 	if res.StatusCode != 204 {
 		t.Fatalf("abandon: status %d", res.StatusCode)
 	}
-	res, _ = do(t, c, "GET", bound+apiVersion, nil, auth1)
-	if res.Header.Get("iothub-messageid") != "a1" || res.Header.Get("iothub-deliverycount") != "1" || strings.Trim(res.Header.Get("ETag"), `"`) == old {
-		t.Errorf("after abandon: id %q count %q etag %q (old %q)", res.Header.Get("iothub-messageid"), res.Header.Get("iothub-deliverycount"), res.Header.Get("ETag"), old)
+	res, _, lock3 := receive(auth1)
+	if res.Header.Get("iothub-messageid") != "a1" || res.Header.Get("iothub-deliverycount") != "1" || lock3 == old2 {
+		t.Errorf("after abandon: id %q count %q lock %q (old %q)", res.Header.Get("iothub-messageid"), res.Header.Get("iothub-deliverycount"), lock3, old2)
 	}
-	res, body = do(t, c, "POST", bound+"/"+old+"/abandon"+apiVersion, nil, auth1)
+	res, body = do(t, c, "POST", bound+"/"+old2+"/abandon"+apiVersion, nil, auth1)
 	checkError(t, res, body, 412, "DeviceMessageLockLost")
+	if res, _ := do(t, c, "DELETE", bound+"/"+lock3+apiVersion+"&reject=false", nil, auth1); res.StatusCode != 204 {
+		t.Fatalf("complete with reject=false: status %d", res.StatusCode)
+	}
+	want := []string{"Success:m1", "Rejected:r0", "Rejected:r1", "Rejected:r2", "Success:a1"}
+	if got := h.outcomes(t, len(want)); !slices.Equal(got, want) {
+		t.Errorf("outcomes %q, want %q", got, want)
+	}
 }
 
 func TestRoutes(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
 	c := p.client(t)
-	weird := "dev#1 ?x"
+	weird := "dev#1?x%"
 	res, body := do(t, c, "POST", base+"/devices/"+url.PathEscape(weird)+"/Messages/Events"+apiVersion, strings.NewReader("x"), map[string]string{"Authorization": token(weird, key1)})
 	if res.StatusCode != 204 {
 		t.Fatalf("send for %q: status %d body %s", weird, res.StatusCode, body)
 	}
-	if got := h.messages()[0].System.ConnectionDeviceID; got != weird {
+	if got := h.stored(t, 1)[0].System.ConnectionDeviceID; got != weird {
 		t.Errorf("device id = %q, want %q", got, weird)
 	}
 	for _, tt := range []struct {
@@ -330,10 +354,10 @@ func TestRoutes(t *testing.T) {
 
 func TestX509(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
-	c := p.client(t, p.issue(t, "dev-1", x509.ExtKeyUsageClientAuth))
-	res, body := do(t, c, "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader("x"), nil)
+	c := p.client(t, p.issue(t, "cert-dev", x509.ExtKeyUsageClientAuth))
+	res, body := do(t, c, "POST", base+"/devices/cert-dev/messages/events"+apiVersion, strings.NewReader("x"), nil)
 	if res.StatusCode != 204 {
 		t.Fatalf("send with a client certificate: status %d body %s", res.StatusCode, body)
 	}
@@ -351,11 +375,11 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); err == nil {
+	if err := b.Start(context.Background(), newFakeHub(allowAll)); err == nil {
 		t.Error("Start without TLSConfig succeeded")
 	}
-	b, _ = startBroker(t, p, newFakeHub(p.authenticator()))
-	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); err == nil {
+	b, _ = startBroker(t, p, newFakeHub(allowAll))
+	if err := b.Start(context.Background(), newFakeHub(allowAll)); err == nil {
 		t.Error("second Start succeeded")
 	}
 	if err := b.Close(); err != nil {
@@ -367,11 +391,11 @@ func TestLifecycle(t *testing.T) {
 	if err := b.Shutdown(context.Background()); err != nil {
 		t.Errorf("Shutdown after Close: %v", err)
 	}
-	if err := b.Start(context.Background(), newFakeHub(p.authenticator())); !errors.Is(err, hubkit.ErrClosed) {
+	if err := b.Start(context.Background(), newFakeHub(allowAll)); !errors.Is(err, hubkit.ErrClosed) {
 		t.Errorf("Start after Close = %v, want ErrClosed", err)
 	}
 	rec := httptest.NewRecorder()
-	b.Handler(newFakeHub(p.authenticator())).ServeHTTP(rec, httptest.NewRequest("GET", "/devices/dev-1/messages/deviceBound"+apiVersion, nil))
+	b.Handler(newFakeHub(allowAll)).ServeHTTP(rec, httptest.NewRequest("GET", "/devices/dev-1/messages/deviceBound"+apiVersion, nil))
 	if got := rec.Header()["iothub-errorcode"]; rec.Code != 503 || len(got) != 1 || got[0] != "ServiceUnavailable" {
 		t.Errorf("handler after Close: %d %q, want 503 ServiceUnavailable", rec.Code, got)
 	}
@@ -393,7 +417,7 @@ func (h *slowHub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Mess
 
 func TestShutdownWaitsForDurability(t *testing.T) {
 	p := newPKI(t)
-	h := &slowHub{fakeHub: newFakeHub(p.authenticator()), ingested: make(chan struct{}), release: make(chan struct{})}
+	h := &slowHub{fakeHub: newFakeHub(newRealHub(t, p)), ingested: make(chan struct{}), release: make(chan struct{})}
 	b, base := startBroker(t, p, h)
 	c := p.client(t)
 	req, err := http.NewRequest("POST", base+"/devices/dev-1/messages/events"+apiVersion, bytes.NewReader([]byte("x")))

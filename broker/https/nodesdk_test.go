@@ -74,10 +74,10 @@ func runNodeDevice(t *testing.T, p *testPKI, addr string, plan map[string]any) [
 
 func TestNodeSDK(t *testing.T) {
 	p := newPKI(t)
-	h := newFakeHub(p.authenticator())
+	h := newRealHub(t, p)
 	b, _ := startBroker(t, p, h)
 	for _, id := range []string{"c1", "r1", "a1"} {
-		h.sendC2D("dev-1", hubkit.Message{Body: []byte("to " + id), System: hubkit.SystemProperties{MessageID: id},
+		h.enqueue(t, "dev-1", hubkit.Message{Body: []byte("to " + id), System: hubkit.SystemProperties{MessageID: id},
 			Properties: hubkit.Properties{{Name: "color", Value: "red"}}})
 	}
 	events := runNodeDevice(t, p, b.Addr().String(), map[string]any{
@@ -91,7 +91,7 @@ func TestNodeSDK(t *testing.T) {
 	})
 
 	// Telemetry: two sends and a batch of two, in order, with properties.
-	msgs := h.messages()
+	msgs := h.stored(t, 4)
 	var got []string
 	for _, m := range msgs {
 		got = append(got, string(m.Body))
@@ -128,8 +128,7 @@ func TestNodeSDK(t *testing.T) {
 	if want := []string{"c1:complete", "r1:reject", "a1:abandon", "a1:complete"}; !slices.Equal(seen, want) {
 		t.Errorf("SDK received %q, want %q", seen, want)
 	}
-	_, settled := h.state()
-	if want := []string{"1 c1", "2 r1", "3 a1", "1 a1"}; !slices.Equal(settled, want) {
-		t.Errorf("hub settlements %q, want %q (1 complete, 2 reject, 3 abandon)", settled, want)
+	if got, want := h.outcomes(t, 3), []string{"Success:c1", "Rejected:r1", "Success:a1"}; !slices.Equal(got, want) {
+		t.Errorf("outcomes %q, want %q", got, want)
 	}
 }
