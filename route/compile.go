@@ -183,8 +183,9 @@ func (p *parser) errAt(t token, msg string) *CompileError {
 	for i := 1; i < t.line; i++ {
 		_, line, _ = strings.Cut(line, "\n")
 	}
-	line, _, _ = strings.Cut(line, "\n")
-	line = strings.TrimSuffix(line, "\r")
+	if l, _, ended := strings.Cut(line, "\n"); ended {
+		line = strings.TrimSuffix(l, "\r") // lines end at "\n" or "\r\n"
+	}
 	end := min(t.col+t.width, width16(line)+2)
 	return &CompileError{Message: msg, Start: Position{t.line, t.col}, End: Position{t.line, end}}
 }

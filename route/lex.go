@@ -77,6 +77,7 @@ type lexer struct {
 	src       string
 	pos       int
 	line, col int
+	unclosed  bool // no "*/" follows pos: a later "/*" is not a comment either
 }
 
 func newLexer(src string) *lexer { return &lexer{src: src, line: 1, col: 1} }
@@ -118,11 +119,12 @@ func (l *lexer) next() token {
 			l.advance(l.pos + 1)
 			continue
 		}
-		if strings.HasPrefix(l.src[l.pos:], "/*") {
+		if !l.unclosed && strings.HasPrefix(l.src[l.pos:], "/*") {
 			if i := strings.Index(l.src[l.pos+2:], "*/"); i >= 0 {
 				l.advance(l.pos + 2 + i + 2)
 				continue
 			}
+			l.unclosed = true
 		}
 		break
 	}
