@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"math/big"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,12 +81,15 @@ func issue(t testing.TB, ca *certAuthority, cn string, isCA bool, notBefore, not
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  isCA,
 	}
 	if isCA {
 		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	if ip := net.ParseIP(cn); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
 	}
 	parent, signer := tmpl, key
 	if ca != nil {
