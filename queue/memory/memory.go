@@ -27,7 +27,9 @@ type Options struct {
 	Now func() time.Time
 	// SweepInterval is how often the background sweep expires device-queue
 	// messages, trims streams by retention and wakes receivers waiting for
-	// a lock to end. Zero means one second.
+	// a lock to end. Zero means one second. Negative means never: then
+	// messages expire only when received and by Expire or Sweep, and
+	// streams are trimmed only by Sweep.
 	SweepInterval time.Duration
 }
 
@@ -89,7 +91,7 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.SweepInterval <= 0 {
+	if opts.SweepInterval == 0 {
 		opts.SweepInterval = time.Second
 	}
 	s := &Store{
@@ -101,8 +103,10 @@ func New(opts Options) *Store {
 		queues:  make(map[string]*deviceQueue),
 		kv:      make(map[string][]byte),
 	}
-	s.wg.Add(1)
-	go s.sweepLoop(opts.SweepInterval)
+	if opts.SweepInterval > 0 {
+		s.wg.Add(1)
+		go s.sweepLoop(opts.SweepInterval)
+	}
 	return s
 }
 
