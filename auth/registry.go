@@ -359,24 +359,36 @@ func (r *Registry) read(ctx context.Context, key string, v any) error {
 }
 
 // cacheDevice replaces the cached entry of id; dev nil marks it deleted.
+// The decoded keys, with their pools of HMACs, carry over when the keys
+// did not change.
 func (r *Registry) cacheDevice(id string, dev *Device, persisted time.Time) {
 	e := &deviceEntry{dev: dev, persisted: persisted}
-	if dev != nil {
-		e.keys, _ = decodeKeys(dev.Authentication.SymmetricKey.PrimaryKey, dev.Authentication.SymmetricKey.SecondaryKey)
-	}
 	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	if dev != nil {
+		k := dev.Authentication.SymmetricKey
+		if old := r.devices[id]; old != nil && old.dev != nil && old.dev.Authentication.SymmetricKey == k {
+			e.keys = old.keys
+		} else {
+			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
+		}
+	}
 	r.devices[id] = e
-	r.cmu.Unlock()
 }
 
 func (r *Registry) cacheModule(id, mid string, mod *Module, persisted time.Time) {
 	e := &moduleEntry{mod: mod, persisted: persisted}
-	if mod != nil {
-		e.keys, _ = decodeKeys(mod.Authentication.SymmetricKey.PrimaryKey, mod.Authentication.SymmetricKey.SecondaryKey)
-	}
 	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	if mod != nil {
+		k := mod.Authentication.SymmetricKey
+		if old := r.modules[[2]string{id, mid}]; old != nil && old.mod != nil && old.mod.Authentication.SymmetricKey == k {
+			e.keys = old.keys
+		} else {
+			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
+		}
+	}
 	r.modules[[2]string{id, mid}] = e
-	r.cmu.Unlock()
 }
 
 // Create adds a device. It fills the hub-maintained fields, generates
@@ -541,7 +553,8 @@ func (r *Registry) SetConnectionState(ctx context.Context, id, moduleID string, 
 // Touch records activity of the device or module at t (connect, send,
 // receive). It updates lookups at once but writes the store only when the
 // stored time is a minute or more older, so that it costs no write per
-// message; the stored value may lag by up to a minute after a crash.
+// message; the stored value may lag by up to a minute after a crash. It
+// takes the registry's write lock briefly.
 func (r *Registry) Touch(ctx context.Context, id, moduleID string, t time.Time) error {
 	return r.updateHubFields(ctx, id, moduleID, false, func(h *hubFields) {
 		if t.After(*h.activity) {
