@@ -49,7 +49,9 @@
 //
 // Warning: identifiers may contain + - * ! | and more, so a+1, x||y and
 // key!='x' are single names, and x -1 is a name and the number -1. Put
-// spaces around every operator.
+// spaces around every operator. The words SELECT, FROM, WHERE and INTO
+// (any case) are reserved, as in IoT Hub: a property with such a name
+// cannot be named in a condition.
 //
 // # Differences from IoT Hub
 //

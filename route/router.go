@@ -47,10 +47,10 @@ var ErrInvalidRoutingCondition = &hubkit.Error{Code: 400104, Name: "InvalidRouti
 //
 // Route returns the names of the endpoints that get m, each once, in no
 // particular order; none means the message is dropped. source says what
-// kind of message m is. Route must not modify or keep m, and owns the
-// returned slice no longer once it returns. It may block only as long as
-// ctx allows (for example to fetch a device twin) and returns an error
-// only when it cannot decide, such as when ctx ends.
+// kind of message m is. Route must not modify or keep m; the caller owns
+// the returned slice. It may block only as long as ctx allows (for
+// example to fetch a device twin) and returns an error only when it
+// cannot decide, such as when ctx ends.
 type Router interface {
 	Route(ctx context.Context, source Source, m *hubkit.Message) ([]string, error)
 }
@@ -362,15 +362,14 @@ func compile(r Routing) (*compiled, error) {
 	return c, nil
 }
 
-func (t *Table) env(ctx context.Context, m *hubkit.Message, twin []byte) *env {
+// env returns a pooled env for m that fetches the twin through t.twins.
+func (t *Table) env(ctx context.Context, m *hubkit.Message) *env {
 	e, _ := t.envs.Get().(*env)
 	if e == nil {
 		e = new(env)
 	}
-	e.reset(m, twin)
-	if twin == nil {
-		e.twinFn, e.ctx = t.twins, ctx
-	}
+	e.reset(m, nil)
+	e.twinFn, e.ctx = t.twins, ctx
 	return e
 }
 
@@ -385,7 +384,7 @@ func (t *Table) release(e *env) {
 // true. It fails only when fetching the twin fails because ctx ended.
 func (t *Table) Route(ctx context.Context, source Source, m *hubkit.Message) ([]string, error) {
 	c := t.cur.Load()
-	e := t.env(ctx, m, nil)
+	e := t.env(ctx, m)
 	defer t.release(e)
 	var out []string
 	undefined := ""
@@ -447,7 +446,7 @@ func (t *Table) Enrich(ctx context.Context, endpoint string, m *hubkit.Message) 
 	if len(list) == 0 || m.System.MessageSource == hubkit.SourceDigitalTwinEvent {
 		return m, nil
 	}
-	e := t.env(ctx, m, nil)
+	e := t.env(ctx, m)
 	defer t.release(e)
 	out := m.Clone()
 	for _, en := range list {
@@ -487,8 +486,9 @@ type RouteResult struct {
 // endpoints Route would return.
 func (t *Table) DryRun(source Source, m *hubkit.Message, twin []byte) (results []RouteResult, endpoints []string) {
 	c := t.cur.Load()
-	e := t.env(context.Background(), m, twin)
+	e := t.env(context.Background(), m)
 	defer t.release(e)
+	e.twin, e.twinFn = twin, nil // the sample twin, never the provider's
 	for i := range c.bySource[source] {
 		r := &c.bySource[source][i]
 		res := r.eval(e)

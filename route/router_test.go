@@ -353,7 +353,11 @@ func TestEnrich(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	tb := newTable(t, route.Config{Routing: route.Routing{Routes: []route.Route{
+	provider := func(context.Context, string, string) ([]byte, error) {
+		t.Error("DryRun fetched a twin from the provider")
+		return nil, nil
+	}
+	tb := newTable(t, route.Config{Twins: provider, Routing: route.Routing{Routes: []route.Route{
 		{Name: "hot", Source: route.DeviceMessages, Condition: "processingPath = 'hot'", Endpoint: "a"},
 		{Name: "nope", Source: route.DeviceMessages, Condition: "missing = 'x'", Endpoint: "b"},
 		{Name: "twin", Source: route.DeviceMessages, Condition: "$twin.tags.deploymentLocation.floor = '1'", Endpoint: "a"},

@@ -32,10 +32,10 @@ func (k Kind) String() string {
 // field that matches Kind is meaningful. A Value never holds NaN: a
 // computation that would produce NaN yields Undefined instead.
 type Value struct {
-	Kind Kind
-	Bool bool
-	Num  float64
-	Str  string
+	Kind Kind    // the runtime type
+	Bool bool    // the value of a Bool
+	Num  float64 // the value of a Number, possibly ±Inf
+	Str  string  // the value of a String
 
 	// node is the first byte of the JSON value a $body or $twin path
 	// found ('{' or '[' for the undefined that objects and arrays map
