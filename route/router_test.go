@@ -13,7 +13,14 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/route"
+	"github.com/hubkit/hubkit/route/routetest"
 )
+
+func TestConformance(t *testing.T) {
+	routetest.Run(t, routetest.Harness{New: func(t *testing.T, r route.Routing) route.Router {
+		return newTable(t, route.Config{Routing: r})
+	}})
+}
 
 func newTable(t *testing.T, cfg route.Config) *route.Table {
 	t.Helper()
