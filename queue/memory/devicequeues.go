@@ -55,24 +55,28 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		return queue.Delivery{}, invalid("receive", "lock %v is not positive", opts.Lock)
 	}
 	var d queue.Delivery
-	err := s.wait(ctx, "receive", func() (bool, error) {
+	err := s.wait(ctx, "receive", func() (bool, time.Duration, error) {
 		q := s.queues[name]
 		if q == nil {
-			return opts.NoWait, nil
+			return opts.NoWait, 0, nil
 		}
 		now := s.now()
 		s.expireLocked(name, q, now)
+		var wake time.Duration // until the first lock ends
 		for _, it := range q.items {
 			if it.locked(now) {
+				if w := it.lockedUntil.Sub(now); wake == 0 || w < wake {
+					wake = w
+				}
 				continue
 			}
 			it.token = rand.Text()
 			it.lockedUntil = now.Add(opts.Lock)
 			it.attempts++
 			d = queue.Delivery{Queue: name, Message: *it.msg.Clone(), LockToken: it.token, LockedUntil: it.lockedUntil, Attempts: it.attempts}
-			return true, nil
+			return true, 0, nil
 		}
-		return opts.NoWait, nil
+		return opts.NoWait, wake, nil
 	})
 	if err == nil && d.LockToken == "" {
 		err = fmt.Errorf("memory: receive from %q: %w", name, queue.ErrEmpty)
@@ -248,19 +252,19 @@ func (s *Store) Outcomes(ctx context.Context, from uint64, max int) ([]queue.Out
 		return nil, invalid("outcomes", "max %d is not positive", max)
 	}
 	var out []queue.Outcome
-	err := s.wait(ctx, "outcomes", func() (bool, error) {
+	err := s.wait(ctx, "outcomes", func() (bool, time.Duration, error) {
 		if from < s.jfirst {
 			from = s.jfirst
 		}
 		i := int(from - s.jfirst)
 		if i >= len(s.journal) {
-			return false, nil
+			return false, 0, nil
 		}
 		for _, o := range s.journal[i:min(len(s.journal), i+max)] {
 			o.Message = *o.Message.Clone()
 			out = append(out, o)
 		}
-		return true, nil
+		return true, 0, nil
 	})
 	return out, err
 }

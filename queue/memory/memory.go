@@ -201,23 +201,30 @@ func (s *Store) lock(ctx context.Context, op string) error {
 	return nil
 }
 
-// wait runs try under the mutex until it reports done, waking on every change,
-// until ctx ends or the store closes.
-func (s *Store) wait(ctx context.Context, op string, try func() (done bool, err error)) error {
+// wait runs try under the mutex until it reports done, waking on every
+// change, until ctx ends or the store closes. When try returns a positive
+// wake, wait also tries again after that long: a lock that ends changes
+// nothing in the store, so nothing else would wake the caller.
+func (s *Store) wait(ctx context.Context, op string, try func() (done bool, wake time.Duration, err error)) error {
 	for {
 		if err := s.lock(ctx, op); err != nil {
 			return err
 		}
-		done, err := try()
+		done, wake, err := try()
 		ch := s.changed
 		s.mu.Unlock()
 		if done || err != nil {
 			return err
 		}
+		var timeout <-chan time.Time
+		if wake > 0 {
+			timeout = time.After(wake)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("memory: %s: %w", op, ctx.Err())
 		case <-ch:
+		case <-timeout:
 		}
 	}
 }
@@ -265,6 +272,15 @@ func (s *Store) streamLocked(name string) *stream {
 	return st
 }
 
+// findLocked returns the partition, or an empty one that it does not keep:
+// reads do not create partitions.
+func (s *Store) findLocked(name string, part int) *partition {
+	if st := s.streams[name]; st != nil && st.parts[part] != nil {
+		return st.parts[part]
+	}
+	return &partition{}
+}
+
 func (s *Store) partitionLocked(name string, part int) *partition {
 	st := s.streamLocked(name)
 	p := st.parts[part]
@@ -280,13 +296,13 @@ func (s *Store) Read(ctx context.Context, stream string, part int, from uint64, 
 	if part < 0 || max <= 0 {
 		return dst, invalid("read", "partition %d, max %d: need partition >= 0 and max > 0", part, max)
 	}
-	err := s.wait(ctx, "read", func() (bool, error) {
-		p := s.partitionLocked(stream, part)
+	err := s.wait(ctx, "read", func() (bool, time.Duration, error) {
+		p := s.findLocked(stream, part)
 		if from < p.first {
 			from = p.first
 		}
 		if from >= p.next() {
-			return false, nil
+			return false, 0, nil
 		}
 		for _, r := range p.recs[from-p.first:] {
 			if max == 0 {
@@ -295,7 +311,7 @@ func (s *Store) Read(ctx context.Context, stream string, part int, from uint64, 
 			dst = append(dst, queue.Record{Position: r.Position, Message: *r.Message.Clone()})
 			max--
 		}
-		return true, nil
+		return true, 0, nil
 	})
 	return dst, err
 }
@@ -309,7 +325,7 @@ func (s *Store) Bounds(ctx context.Context, stream string, part int) (first, nex
 		return 0, 0, err
 	}
 	defer s.mu.Unlock()
-	p := s.partitionLocked(stream, part)
+	p := s.findLocked(stream, part)
 	return p.first, p.next(), nil
 }
 
@@ -322,7 +338,7 @@ func (s *Store) SeekTime(ctx context.Context, stream string, part int, t time.Ti
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	p := s.partitionLocked(stream, part)
+	p := s.findLocked(stream, part)
 	for _, r := range p.recs {
 		if !r.EnqueuedTime.Before(t) {
 			return r.Sequence, nil

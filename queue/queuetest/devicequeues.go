@@ -27,6 +27,7 @@ func testDeviceQueues(t *testing.T, h Harness) {
 		{name: "ExpiredMessagesAreNeverReceived", run: testExpiryAtReceive},
 		{name: "ExpireDeadLettersExpiredMessages", run: testExpire},
 		{name: "JournalOnlyWhenAsked", run: testJournalOptIn},
+		{name: "EachMessageHasOneOutcome", run: testOneOutcome},
 		{name: "OutcomesWaitAndEndWithContext", run: testOutcomesWait},
 		{name: "OutcomesCursorNeverMovesBackwards", run: testOutcomesCursor},
 		{name: "Purge", run: testPurge},
@@ -475,6 +476,36 @@ func testJournalOptIn(t *testing.T, e *env) {
 	wantOutcomes(t, e, rule, "d", e.clock.Now(), queue.Completed, "1")
 }
 
+func testOneOutcome(t *testing.T, e *env) {
+	const rule = "a message reaches one terminal state and is journaled once, whatever happens after"
+	exp := e.clock.Now().Add(time.Minute)
+	for i := range 4 {
+		enqueueExpiring(t, e, "d", fmt.Sprint(i), exp, queue.EnqueueOptions{Journal: true, MaxDeliveryCount: 1})
+	}
+	at := e.clock.Advance(time.Second)
+	if err := e.q.Complete(e.ctx, "d", receive(t, e, "d").LockToken); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if err := e.q.Reject(e.ctx, "d", receive(t, e, "d").LockToken); err != nil {
+		t.Fatalf("Reject: %v", err)
+	}
+	if dead, err := e.q.Abandon(e.ctx, "d", receive(t, e, "d").LockToken); err != nil || !dead {
+		t.Fatalf("Abandon at MaxDeliveryCount 1 = %v, %v; want true, nil", dead, err)
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.Completed, "0", queue.Rejected, "1", queue.DeliveryCountExceeded, "2")
+	e.clock.Advance(2 * time.Minute)
+	if _, err := e.q.Expire(e.ctx); err != nil {
+		t.Fatalf("Expire: %v", err)
+	}
+	if n, err := e.q.Purge(e.ctx, "d"); err != nil || n != 0 {
+		t.Errorf("%s: Purge after everything expired = %d, %v; want 0", rule, n, err)
+	}
+	got := outcomes(t, e, 0)
+	if len(got) != 4 || got[3].Status != queue.Expired || got[3].Message.System.MessageID != "id-3" {
+		t.Errorf("%s: journal holds %v; want the three outcomes above and Expired for id-3", rule, got)
+	}
+}
+
 func testOutcomesWait(t *testing.T, e *env) {
 	const rule = "Outcomes waits until an outcome exists, or its context ends"
 	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
@@ -518,6 +549,9 @@ func testOutcomesCursor(t *testing.T, e *env) {
 	all := outcomes(t, e, 0)
 	if len(all) != 4 {
 		t.Fatalf("%s: journal holds %d outcomes, want 4", rule, len(all))
+	}
+	if two, err := e.q.Outcomes(e.ctx, all[0].Seq, 2); err != nil || len(two) != 2 || two[0].Seq != all[0].Seq {
+		t.Errorf("Outcomes returns at most max outcomes from from on: Outcomes(%d, 2) = %v, %v", all[0].Seq, two, err)
 	}
 	next := all[2].Seq
 	if err := e.q.CommitOutcomes(e.ctx, next); err != nil {

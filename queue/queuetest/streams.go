@@ -26,6 +26,7 @@ func testStreams(t *testing.T, h Harness) {
 		{name: "CursorsNeverMoveBackwards", run: testCursors},
 		{name: "RetentionByAge", run: testRetentionAge},
 		{name: "RetentionBySize", run: testRetentionSize},
+		{name: "TrimmingEverythingKeepsTheSequence", run: testTrimAll},
 		{name: "FailedAppendStoresNothing", run: testAppendBadInput},
 		{name: "ReopenKeepsRecordsAndCursors", run: testStreamsReopen, persistent: true},
 	})
@@ -354,6 +355,9 @@ func testRetentionAge(t *testing.T, e *env) {
 	if len(recs) != 1 || recs[0].Sequence != 3 {
 		t.Errorf("Read skips records before the first retained one: read %v from 0", recs)
 	}
+	if seq, err := e.q.SeekTime(e.ctx, "s", 0, epoch); err != nil || seq != 3 {
+		t.Errorf("SeekTime before the first retained record returns it: got %d, %v; want 3", seq, err)
+	}
 	if first, next, err := e.q.Bounds(e.ctx, "kept", 0); err != nil || first != 0 || next != 3 {
 		t.Errorf("a stream without retention keeps everything: Bounds = %d, %d, %v; want 0, 3", first, next, err)
 	}
@@ -380,6 +384,31 @@ func testRetentionSize(t *testing.T, e *env) {
 		}
 		return ""
 	})
+}
+
+func testTrimAll(t *testing.T, e *env) {
+	const rule = "when retention removes every record of a partition, its sequence numbers go on from where they were"
+	if err := e.q.SetRetention("s", queue.Retention{MaxAge: time.Minute}); err != nil {
+		t.Fatalf("SetRetention: %v", err)
+	}
+	appendN(t, e, "s", 0, 3)
+	e.clock.Advance(time.Hour)
+	e.eventually(t, func() string {
+		first, next, err := e.q.Bounds(e.ctx, "s", 0)
+		if err != nil || first != 3 || next != 3 {
+			return fmt.Sprintf("%s: Bounds = %d, %d, %v; want 3, 3", rule, first, next, err)
+		}
+		return ""
+	})
+	if e.h.Persistent {
+		e.reopen(t)
+		if first, next, err := e.q.Bounds(e.ctx, "s", 0); err != nil || first != 3 || next != 3 {
+			t.Errorf("%s: after reopen Bounds = %d, %d, %v; want 3, 3", rule, first, next, err)
+		}
+	}
+	if pos := appendN(t, e, "s", 0, 1); pos[0].Sequence != 3 {
+		t.Errorf("%s: Append got sequence %d, want 3", rule, pos[0].Sequence)
+	}
 }
 
 func testAppendBadInput(t *testing.T, e *env) {
