@@ -49,11 +49,9 @@ func (e *CompileError) Error() string {
 // A Condition is a compiled routing query. It is immutable and safe for
 // concurrent use by many goroutines.
 type Condition struct {
-	src      string
-	fn       evalFn
-	usesTwin bool
-	usesBody bool
-	envs     sync.Pool // of *env
+	src  string
+	fn   evalFn
+	envs sync.Pool // of *env
 }
 
 // Compile compiles a routing query (see the package documentation for the
@@ -72,7 +70,7 @@ func Compile(condition string) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Condition{src: condition, fn: n.fn, usesTwin: p.usesTwin, usesBody: p.usesBody}, nil
+	return &Condition{src: condition, fn: n.fn}, nil
 }
 
 // String returns the condition's source text.
@@ -133,13 +131,12 @@ func constant(t typ, v Value) node { return node{t, func(*env) Value { return v 
 // is kept and parsing goes on, so that a later syntax error still wins as
 // it does in IoT Hub, whose parser runs before its type checker.
 type parser struct {
-	src      string
-	lx       *lexer
-	tok      token
-	depth    int
-	typeErr  *CompileError
-	usesTwin bool
-	usesBody bool
+	src     string
+	lx      *lexer
+	tok     token
+	depth   int // nesting of parentheses, calls and unary operators
+	open    int // parentheses and calls not yet closed
+	typeErr *CompileError
 }
 
 type bail struct{ err *CompileError }
@@ -192,7 +189,7 @@ func (p *parser) errAt(t token, msg string) *CompileError {
 
 // syntaxErr stops the parse with a syntax error at t. An unknown
 // character or an unterminated string gets its own message wherever it
-// appears, an unmatched ')' too.
+// appears, a ')' that closes nothing too.
 func (p *parser) syntaxErr(t token, msg string) {
 	switch {
 	case t.kind == tUnknown:
@@ -201,7 +198,7 @@ func (p *parser) syntaxErr(t token, msg string) {
 		msg = "Syntax error: unterminated string"
 	case msg != "":
 		msg = "Syntax error: " + msg
-	case t.kind == tRParen:
+	case t.kind == tRParen && p.open == 0:
 		msg = "Syntax error: unmatched closing ')'"
 	default:
 		msg = "Syntax error."
@@ -321,8 +318,10 @@ func (p *parser) primary() node {
 	case tLParen:
 		p.next()
 		p.nest(t)
+		p.open++
 		x := p.expr()
 		p.depth--
+		p.open--
 		if p.tok.kind != tRParen {
 			p.syntaxErr(t, "missing closing ')'")
 		}
@@ -388,8 +387,6 @@ func (p *parser) sysRef(t token, escaped bool) node {
 			return constant(tDyn, undef)
 		}
 		isTwin := doc == "$twin"
-		p.usesTwin = p.usesTwin || isTwin
-		p.usesBody = p.usesBody || !isTwin
 		return node{tDyn, func(e *env) Value {
 			if shadow {
 				if v, ok := prop(e, text); ok {
@@ -686,6 +683,7 @@ func (p *parser) coalesce(op token, l, r node) node {
 func (p *parser) call(t token) node {
 	open := p.next()
 	p.nest(open)
+	p.open++
 	var args []node
 	if p.tok.kind != tRParen {
 		args = append(args, p.expr())
@@ -699,6 +697,7 @@ func (p *parser) call(t token) node {
 	}
 	p.next()
 	p.depth--
+	p.open--
 	name := p.text(t)
 	sigs := builtin(strings.ToLower(name))
 	if sigs == nil {

@@ -232,8 +232,11 @@ func TestPositions(t *testing.T) {
 		{"   \n ", "undefined"},
 		{"/* only */", "undefined"},
 		{")", "error: Syntax error: unmatched closing ')', Location <start>:1:1, <end>:1:2"},
-		{"()", "error: Syntax error: unmatched closing ')', Location <start>:1:2, <end>:1:3"},
+		{"()", "error: Syntax error., Location <start>:1:2, <end>:1:3"},
 		{"1 2", "error: Syntax error., Location <start>:1:3, <end>:1:4"},
+		{"(a = )", "error: Syntax error., Location <start>:1:6, <end>:1:7"},
+		{"length(1, )", "error: Syntax error., Location <start>:1:11, <end>:1:12"},
+		{"(a = 'b')) AND true", "error: Syntax error: unmatched closing ')', Location <start>:1:10, <end>:1:11"},
 	})
 }
 

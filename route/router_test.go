@@ -24,6 +24,9 @@ func TestConformance(t *testing.T) {
 
 func newTable(t *testing.T, cfg route.Config) *route.Table {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	tb, err := route.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
