@@ -393,9 +393,12 @@ func (p *parser) sysRef(t token, escaped bool) node {
 					return v
 				}
 			}
-			b, m := e.bodyJSON(), &e.bodyMemo
+			var b []byte
+			m := &e.bodyMemo
 			if isTwin {
 				b, m = e.twinJSON(), &e.twinMemo
+			} else {
+				b = e.bodyJSON()
 			}
 			if b == nil {
 				return undef

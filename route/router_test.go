@@ -430,4 +430,13 @@ func TestEvaluationLogsThrottled(t *testing.T) {
 	if undefined != 1 || bodyErrs != 1 {
 		t.Errorf("logged %d UndefinedRouteEvaluation and %d RouteEvaluationError in 3 messages, want 1 each: %q", undefined, bodyErrs, rec.msgs)
 	}
+
+	rec = &recorder{}
+	twinOnly := newTable(t, route.Config{Logger: slog.New(rec), Routing: route.Routing{Routes: []route.Route{
+		{Name: "twin", Source: route.DeviceMessages, Condition: "is_defined($twin.tags.x) OR true", Endpoint: "a"},
+	}}})
+	routeOf(t, twinOnly, route.DeviceMessages, m)
+	if len(rec.msgs) != 0 {
+		t.Errorf("a $twin condition on a plain-text message logged %q", rec.msgs)
+	}
 }
