@@ -155,7 +155,8 @@ type Config struct {
 // fallback route and enrichments. Its configuration can be replaced while
 // messages flow: each call works on the immutable compiled configuration
 // current when it started, and takes no lock. A Table is safe for
-// concurrent use and owns no goroutines, so it needs no Close.
+// concurrent use and owns no goroutines, so it needs no Close. Create
+// Tables with [New]; the zero Table is not usable.
 type Table struct {
 	hubName string
 	twins   TwinFunc
@@ -328,7 +329,7 @@ func compile(r Routing) (*compiled, error) {
 		c.fallback = &compiledRoute{FallbackName, fb.Endpoint, cond}
 	}
 	for _, en := range r.Enrichments {
-		ce := compiledEnrichment{key: en.Key, value: en.Value, hubName: en.Value == "$iothubname"}
+		ce := compiledEnrichment{key: en.Key, value: en.Value, hubName: strings.EqualFold(en.Value, "$iothubname")}
 		if !validName(en.Key) {
 			bad("enrichment key %q: use 1 to 64 ASCII letters, digits, '-', '_' or '.'", en.Key)
 		}
@@ -388,8 +389,9 @@ func (t *Table) Route(ctx context.Context, source Source, m *hubkit.Message) ([]
 	defer t.release(e)
 	var out []string
 	undefined := ""
-	for i := range c.bySource[source] {
-		r := &c.bySource[source][i]
+	routes := c.bySource[source]
+	for i := range routes {
+		r := &routes[i]
 		if contains(out, r.endpoint) {
 			continue // one delivery per endpoint: no need to evaluate
 		}
@@ -442,6 +444,9 @@ func (t *Table) due(last *atomic.Int64) bool {
 // hubkit.ErrMessageTooLarge when the result exceeds hubkit.MaxD2CSize,
 // and when fetching the twin fails because ctx ended.
 func (t *Table) Enrich(ctx context.Context, endpoint string, m *hubkit.Message) (*hubkit.Message, error) {
+	if m == nil {
+		return nil, fmt.Errorf("route: enrich for endpoint %q: %w: nil message", endpoint, hubkit.ErrArgumentInvalid)
+	}
 	list := t.cur.Load().enrich[endpoint]
 	if len(list) == 0 || m.System.MessageSource == hubkit.SourceDigitalTwinEvent {
 		return m, nil
@@ -489,8 +494,9 @@ func (t *Table) DryRun(source Source, m *hubkit.Message, twin []byte) (results [
 	e := t.env(context.Background(), m)
 	defer t.release(e)
 	e.twin, e.twinFn = twin, nil // the sample twin, never the provider's
-	for i := range c.bySource[source] {
-		r := &c.bySource[source][i]
+	routes := c.bySource[source]
+	for i := range routes {
+		r := &routes[i]
 		res := r.eval(e)
 		results = append(results, RouteResult{r.name, r.endpoint, res})
 		if res == True && !contains(endpoints, r.endpoint) {

@@ -357,6 +357,9 @@ func TestEnrich(t *testing.T) {
 	if _, err := tb.Enrich(context.Background(), "store", big); !errors.Is(err, hubkit.ErrMessageTooLarge) {
 		t.Errorf("oversized enrichment: err = %v, want ErrMessageTooLarge", err)
 	}
+	if _, err := tb.Enrich(context.Background(), "store", nil); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+		t.Errorf("Enrich(nil): err = %v, want ErrArgumentInvalid", err)
+	}
 	if _, err := tb.Enrich(context.Background(), "other", big); err != nil {
 		t.Errorf("no enrichment, same message: %v", err)
 	}
