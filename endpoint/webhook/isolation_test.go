@@ -164,4 +164,3 @@ func TestDeadWebhookDoesNotSlowOthers(t *testing.T) {
 	srv.mu.Unlock()
 	t.Logf("webhook: %d requests in all; backoff kept retries to about one a minute", requests)
 }
-
