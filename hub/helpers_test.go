@@ -10,7 +10,7 @@ import (
 
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/queue"
-	"github.com/hubkit/hubkit/queue/memory"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 // testHost is the host name of test hubs.
@@ -33,7 +33,11 @@ type rigOptions struct {
 
 func openQueue(t *testing.T, dir string, now func() time.Time) queue.DurableQueue {
 	t.Helper()
-	return memory.New(memory.Options{Now: now})
+	q, err := pebble.Open(dir, pebble.Options{Now: now, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 // newRig starts a hub; Cleanup closes it and its store.

@@ -56,6 +56,7 @@ type Hub struct {
 	inMu    sync.RWMutex // guards sending on pending and closing it
 	inShut  bool         // pending is closed
 	pending chan *commit // to the committer
+	drained chan struct{} // closed when the committer returns
 
 	router     route.Router
 	enricher   route.Enricher  // nil when router is not one
@@ -88,6 +89,7 @@ func New(cfg Config) (*Hub, error) {
 		log:     cfg.Logger.With("component", "hub"),
 		name:    name,
 		pending: make(chan *commit, 4096),
+		drained: make(chan struct{}),
 	}
 	h.router = cfg.Router
 	if h.router == nil {
@@ -125,7 +127,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	}
 	h.q = h.cfg.Queue
 	if h.q == nil {
-		q, err := openStore(h.cfg.Dir)
+		q, err := h.openStore()
 		if err != nil {
 			return fmt.Errorf("hub: open store in %s: %w", h.cfg.Dir, err)
 		}
@@ -202,6 +204,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			}
 		}
 		h.stopIngest()
+		select { // every pending ingest is committed and done
+		case <-h.drained:
+		case <-h.ctx.Done(): // Close, or a Start that failed before the committer ran
+		}
 		h.fb.stop() // flushes what is batched, then returns
 		h.cancel()
 		errs = append(errs, h.group.Wait())
@@ -350,3 +356,6 @@ func (h *Hub) AuthorizeService(token string, need auth.Permission) (string, erro
 	}
 	return h.svcAuth.AuthorizeService(token, need)
 }
+
+// Healthy returns nil while the hub runs: started and not closed.
+func (h *Hub) Healthy() error { return h.running() }

@@ -143,6 +143,7 @@ func (h *Hub) stopIngest() {
 // in one write and calls the done callbacks in order. It returns when
 // pending is closed and drained, or when the hub closes.
 func (h *Hub) commitLoop() error {
+	defer close(h.drained)
 	var batch []*commit
 	var entries []queue.Entry
 	for {

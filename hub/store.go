@@ -1,12 +1,12 @@
 package hub
 
 import (
-	"errors"
-
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
-// openStore opens the default store in dir.
-func openStore(dir string) (queue.DurableQueue, error) {
-	return nil, errors.New("hub: the Pebble store is not available yet: set Config.Queue")
+// openStore opens the default store: Pebble in Config.Dir, on the hub's
+// clock.
+func (h *Hub) openStore() (queue.DurableQueue, error) {
+	return pebble.Open(h.cfg.Dir, pebble.Options{Now: h.cfg.clock.Now, Logger: h.cfg.Logger})
 }

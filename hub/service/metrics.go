@@ -1,0 +1,28 @@
+package service
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// metrics writes the hub's counters in the Prometheus text format.
+func (s *Handler) metrics(w http.ResponseWriter, r *http.Request, _ []string) error {
+	m := s.h.Metrics()
+	var b strings.Builder
+	write := func(name, kind, help string, v int64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, kind, name, v)
+	}
+	write("hubkit_d2c_messages_total", "counter", "Device-to-cloud messages accepted.", m.D2CIn)
+	write("hubkit_routing_dropped_total", "counter", "Messages and device events no route took.", m.Dropped)
+	write("hubkit_c2d_sent_total", "counter", "Cloud-to-device messages queued.", m.C2DSent)
+	write("hubkit_c2d_completed_total", "counter", "Cloud-to-device messages completed by devices.", m.C2DCompleted)
+	write("hubkit_c2d_rejected_total", "counter", "Cloud-to-device messages rejected by devices.", m.C2DRejected)
+	write("hubkit_c2d_abandoned_total", "counter", "Cloud-to-device deliveries abandoned by devices.", m.C2DAbandoned)
+	write("hubkit_feedback_records_total", "counter", "Feedback records produced.", m.FeedbackRecords)
+	write("hubkit_feedback_messages_total", "counter", "Feedback messages produced.", m.FeedbackMessages)
+	write("hubkit_connections", "gauge", "Device and module connections open now.", m.Connections)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write([]byte(b.String())) // a failed write means the client went away
+	return nil
+}
