@@ -65,6 +65,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxMessageSize < 0 {
 		problems = append(problems, fmt.Errorf("MaxMessageSize %d is negative", opts.MaxMessageSize))
 	}
+	if c := opts.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		problems = append(problems, errors.New("TLSConfig has no certificate: set Certificates or GetCertificate"))
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("https: invalid options: %w", errors.Join(problems...))
 	}

@@ -297,6 +297,11 @@ type errorBody struct {
 // writeError answers err as IoT Hub does: the HTTP status of its error
 // code, the iothub-errorcode header and a JSON body.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, deviceID string, err error) {
+	if r.Context().Err() != nil {
+		// The device went away, or Close cut the request: nobody reads an answer.
+		h.b.log.LogAttrs(r.Context(), slog.LevelDebug, "request ended", slog.String("device_id", deviceID), slog.Any("err", err))
+		return
+	}
 	e := hubkit.ErrorCode(err)
 	status := e.HTTPStatus()
 	level := slog.LevelDebug

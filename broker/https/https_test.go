@@ -3,6 +3,7 @@ package https_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -371,6 +372,9 @@ func TestLifecycle(t *testing.T) {
 	if _, err := https.New(https.Options{MaxMessageSize: -1}); err == nil {
 		t.Error("New accepted a negative MaxMessageSize")
 	}
+	if _, err := https.New(https.Options{TLSConfig: &tls.Config{}}); err == nil {
+		t.Error("New accepted a TLSConfig without certificates")
+	}
 	b, err := https.New(https.Options{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -464,5 +468,27 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 		}
 		runtime.Gosched()
 		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// TestHTTP2 sends and receives over HTTP/2, which Start offers by ALPN.
+func TestHTTP2(t *testing.T) {
+	p := newPKI(t)
+	h := newRealHub(t, p)
+	_, base := startBroker(t, p, h)
+	c := p.client(t)
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	tok := map[string]string{"Authorization": token("dev-1", key1), "iothub-app-k": "v"}
+	res, body := do(t, c, "POST", base+"/devices/dev-1/messages/events"+apiVersion, strings.NewReader("x"), tok)
+	if res.StatusCode != 204 || res.ProtoMajor != 2 {
+		t.Fatalf("send: %s %d %s", res.Proto, res.StatusCode, body)
+	}
+	if v, _ := h.stored(t, 1)[0].Properties.Get("k"); v != "v" {
+		t.Errorf("property k = %q, want v", v)
+	}
+	h.enqueue(t, "dev-1", hubkit.Message{Body: []byte("hi"), System: hubkit.SystemProperties{MessageID: "m1"}, Properties: hubkit.Properties{{Name: "a", Value: "b"}}})
+	res, body = do(t, c, "GET", base+"/devices/dev-1/messages/deviceBound"+apiVersion, nil, tok)
+	if res.StatusCode != 200 || string(body) != "hi" || res.Header.Get("iothub-app-a") != "b" || res.Header.Get("iothub-messageid") != "m1" {
+		t.Errorf("receive over %s: %d %q %v", res.Proto, res.StatusCode, body, res.Header)
 	}
 }
