@@ -438,7 +438,17 @@ func hex4(b []byte) uint16 {
 func decodeText(b []byte, enc string) ([]byte, bool) {
 	switch {
 	case strings.EqualFold(enc, "utf-8"):
-		return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), true
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+		if utf8.Valid(b) {
+			return b, true
+		}
+		out := make([]byte, 0, len(b)+8)
+		for len(b) > 0 { // as .NET decodes: U+FFFD for each invalid byte
+			r, n := utf8.DecodeRune(b)
+			out = utf8.AppendRune(out, r)
+			b = b[n:]
+		}
+		return out, true
 	case strings.EqualFold(enc, "utf-16"):
 		if len(b)%2 != 0 {
 			return nil, false
