@@ -5,15 +5,25 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit/queue/memory"
 )
 
-// BenchmarkSend measures D2C sends over HTTPS with keep-alive clients
-// (b.RunParallel: GOMAXPROCS x -cpu goroutines, one connection each at
-// most), each answered once brokertest's hub stored the message in the
-// memory store.
+// BenchmarkSend measures D2C sends of 256 B over HTTPS with keep-alive
+// clients (b.RunParallel: GOMAXPROCS goroutines, one connection each), each
+// answered once brokertest's hub stored the message: in Pebble on disk
+// (group commit with fsync), and in the memory store for comparison.
 func BenchmarkSend(b *testing.B) {
 	p := newPKI(b)
-	h := newRealHub(b, p)
+	b.Run("store=pebble", func(b *testing.B) { benchmarkSend(b, p, newRealHub(b, p)) })
+	b.Run("store=memory", func(b *testing.B) {
+		c := &clock{t: time.Now()}
+		benchmarkSend(b, p, newHubOn(b, p, memory.New(memory.Options{Now: c.Now}), c))
+	})
+}
+
+func benchmarkSend(b *testing.B, p *testPKI, h *realHub) {
 	_, base := startBroker(b, p, h)
 	c := p.client(b)
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 256

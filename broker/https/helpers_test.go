@@ -26,7 +26,7 @@ import (
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/https"
 	"github.com/hubkit/hubkit/queue"
-	"github.com/hubkit/hubkit/queue/memory"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 // Devices known to the test authenticator.
@@ -125,10 +125,14 @@ func (p *testPKI) client(t testing.TB, certs ...tls.Certificate) *http.Client {
 // base URL. It is closed when the test ends.
 func startBroker(t testing.TB, p *testPKI, h broker.Hub) (*https.Broker, string) {
 	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if _, bench := t.(*testing.B); bench {
+		log = slog.New(slog.DiscardHandler)
+	}
 	b, err := https.New(https.Options{
 		Addr:      "127.0.0.1:0",
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{p.server}},
-		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,21 +208,32 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// realHub is brokertest's Hub over the in-memory store, with hubkit's own
+// realHub is brokertest's Hub over a store, with hubkit's own
 // authenticator over a registry kept in the same store.
 type realHub struct {
 	*brokertest.Hub
-	q     *memory.Store
+	q     queue.DurableQueue
 	clock *clock
 }
 
-// newRealHub registers dev-1 and "dev#1?x%" (key1), dev-2 (key2), a
-// disabled device and cert-dev, whose certificate the test CA signs.
+// newRealHub opens a Pebble store in a temporary directory and returns
+// newHubOn over it.
 func newRealHub(t testing.TB, p *testPKI) *realHub {
 	t.Helper()
-	ctx := context.Background()
 	c := &clock{t: time.Now()}
-	q := memory.New(memory.Options{Now: c.Now})
+	q, err := pebble.Open(t.TempDir(), pebble.Options{Now: c.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHubOn(t, p, q, c)
+}
+
+// newHubOn registers dev-1 and "dev#1?x%" (key1), dev-2 (key2), a
+// disabled device and cert-dev, whose certificate the test CA signs, in
+// q's registry, and returns a Hub over q, which it closes when the test ends.
+func newHubOn(t testing.TB, p *testPKI, q queue.DurableQueue, c *clock) *realHub {
+	t.Helper()
+	ctx := context.Background()
 	t.Cleanup(func() { q.Close() })
 	reg, err := auth.NewRegistry(auth.RegistryConfig{KV: q})
 	if err != nil {
