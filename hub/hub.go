@@ -53,9 +53,9 @@ type Hub struct {
 	cancel context.CancelFunc
 	group  *errgroup.Group
 
-	inMu    sync.RWMutex // guards sending on pending and closing it
-	inShut  bool         // pending is closed
-	pending chan *commit // to the committer
+	inMu    sync.RWMutex  // guards sending on pending and closing it
+	inShut  bool          // pending is closed
+	pending chan *commit  // to the committer
 	drained chan struct{} // closed when the committer returns
 
 	router     route.Router

@@ -52,7 +52,7 @@
 // offset={o}, sequenceNumber={n} or enqueuedTime={ISO 8601}; with
 // inclusive=true an offset or sequence number includes that event. max
 // (1-1000, default 100) bounds the answer and timeout (a Go duration,
-// default 5s, at most 60s) how long the request waits for a first event;
+// default 5s, above 0 and at most 60s) how long the request waits for a first event;
 // with none by then the answer is an empty array. Each event is
 // {"partition","offset","sequenceNumber","enqueuedTimeUtc",
 // "systemProperties":{name: value}, "properties":{name: value}, "body":

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -138,13 +137,16 @@ func (s *Handler) receiveEvents(w http.ResponseWriter, r *http.Request, args []s
 			return fmt.Errorf("%w: max must be 1 to 1000", hubkit.ErrArgumentInvalid)
 		}
 	}
-	ctx, cancel, _, err := waitContext(r, 5*time.Second)
+	ctx, cancel, wait, err := waitContext(r, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer cancel()
+	if wait == 0 {
+		return fmt.Errorf("%w: timeout must be positive when reading events", hubkit.ErrArgumentInvalid)
+	}
 	evs, err := s.h.Receive(ctx, args[0], p, from, max)
-	if err != nil && !(errors.Is(err, ctx.Err()) && r.Context().Err() == nil) {
+	if err != nil && !(ctx.Err() != nil && r.Context().Err() == nil) { // a timeout answers what there is: nothing
 		return err
 	}
 	out := make([]eventJSON, len(evs))

@@ -94,7 +94,7 @@ func (s *Handler) receiveFeedback(w http.ResponseWriter, r *http.Request, _ []st
 	}
 	defer cancel()
 	b, err := s.h.ReceiveFeedback(ctx, wait == 0)
-	if errors.Is(err, queue.ErrEmpty) || errors.Is(err, ctx.Err()) && r.Context().Err() == nil {
+	if err != nil && (errors.Is(err, queue.ErrEmpty) || ctx.Err() != nil && r.Context().Err() == nil) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

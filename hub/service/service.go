@@ -196,7 +196,8 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 }
 
 // waitContext returns the request context bounded by the timeout query
-// parameter: a Go duration from 0 to 60 s, def when absent.
+// parameter: a Go duration from 0 to 60 s, def when absent. A zero wait
+// leaves the context unbounded: the caller then asks not to wait.
 func waitContext(r *http.Request, def time.Duration) (context.Context, context.CancelFunc, time.Duration, error) {
 	d := def
 	if v := r.URL.Query().Get("timeout"); v != "" {
@@ -204,6 +205,10 @@ func waitContext(r *http.Request, def time.Duration) (context.Context, context.C
 		if d, err = time.ParseDuration(v); err != nil || d < 0 || d > time.Minute {
 			return nil, nil, 0, errors.Join(hubkit.ErrArgumentInvalid, errors.New("timeout must be a duration from 0s to 60s"))
 		}
+	}
+	if d == 0 {
+		ctx, cancel := context.WithCancel(r.Context())
+		return ctx, cancel, 0, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), d)
 	return ctx, cancel, d, nil
