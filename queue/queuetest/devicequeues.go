@@ -34,6 +34,8 @@ func testDeviceQueues(t *testing.T, h Harness) {
 		{name: "LenAndPeek", run: testLenPeek},
 		{name: "ReceiveWaitsForEnqueue", run: testReceiveWaits},
 		{name: "QueuesAreIndependent", run: testQueuesIndependent},
+		{name: "QueueNamesAreOpaqueStrings", run: testQueueNames},
+		{name: "SequencesIncreaseAfterTheQueueEmpties", run: testSeqAfterEmpty},
 		{name: "BadInputGivesErrors", run: testQueueBadInput},
 		{name: "ReopenKeepsQueuesLocksAndJournal", run: testQueuesReopen, persistent: true},
 	})
@@ -79,26 +81,31 @@ func qlen(t *testing.T, e *env, q string) int {
 	return n
 }
 
-// outcomes returns every outcome in the journal from from on, without waiting.
-func outcomes(t *testing.T, e *env, from uint64) []queue.Outcome {
+// outcomes returns the n outcomes of the journal from from on, waiting for
+// them, and fails the test if there are fewer or more.
+func outcomes(t *testing.T, e *env, from uint64, n int) []queue.Outcome {
 	t.Helper()
 	var all []queue.Outcome
-	for {
-		ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
-		os, err := e.q.Outcomes(ctx, from, 100)
+	for len(all) < n {
+		ctx, cancel := context.WithTimeout(e.ctx, e.h.Patience)
+		batch, err := e.q.Outcomes(ctx, from, n-len(all))
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			return all
-		}
 		if err != nil {
-			t.Fatalf("Outcomes(%d): %v", from, err)
+			t.Fatalf("the journal should hold %d outcomes from %d on: after %d %v, Outcomes: %v", n, from, len(all), all, err)
 		}
-		if len(os) == 0 {
-			t.Fatalf("Outcomes(%d) returned nothing and no error", from)
+		if len(batch) == 0 || len(batch) > n-len(all) {
+			t.Fatalf("Outcomes(%d, %d) returned %d outcomes", from, n-len(all), len(batch))
 		}
-		all = append(all, os...)
-		from = os[len(os)-1].Seq + 1
+		all = append(all, batch...)
+		from = batch[len(batch)-1].Seq + 1
 	}
+	// A store slower than this could hide an extra outcome, never invent one.
+	ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
+	defer cancel()
+	if more, err := e.q.Outcomes(ctx, from, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the journal should hold %d outcomes %v, but Outcomes(%d) also returned %v, %v", n, all, from, more, err)
+	}
+	return all
 }
 
 // wantOutcomes checks that the journal, from its start, holds exactly the
@@ -106,11 +113,7 @@ func outcomes(t *testing.T, e *env, from uint64) []queue.Outcome {
 // sequence numbers, stamped with at.
 func wantOutcomes(t *testing.T, e *env, rule string, q string, at time.Time, want ...any) {
 	t.Helper()
-	got := outcomes(t, e, 0)
-	if len(got) != len(want)/2 {
-		t.Errorf("%s: the journal holds %d outcomes %v, want %d", rule, len(got), got, len(want)/2)
-		return
-	}
+	got := outcomes(t, e, 0, len(want)/2)
 	for i, o := range got {
 		status, body := want[2*i].(queue.Status), want[2*i+1].(string)
 		switch {
@@ -279,7 +282,7 @@ func testLockLost(t *testing.T, e *env) {
 	if n := qlen(t, e, "d"); n != 1 {
 		t.Errorf("%s: failed settles changed the queue: Len = %d, want 1", rule, n)
 	}
-	if got := outcomes(t, e, 0); len(got) != 0 {
+	if got := outcomes(t, e, 0, 0); len(got) != 0 {
 		t.Errorf("%s: failed settles journaled %v", rule, got)
 	}
 }
@@ -339,7 +342,7 @@ func testAbandon(t *testing.T, e *env) {
 	if string(d2.Message.Body) != "0" || d2.Message.System.DeliveryCount != 1 || d2.Attempts != 2 {
 		t.Errorf("%s: next delivery is %q with DeliveryCount %d, Attempts %d; want %q, 1, 2", rule, d2.Message.Body, d2.Message.System.DeliveryCount, d2.Attempts, "0")
 	}
-	if got := outcomes(t, e, 0); len(got) != 0 {
+	if got := outcomes(t, e, 0, 0); len(got) != 0 {
 		t.Errorf("%s: Abandon below MaxDeliveryCount journaled %v", rule, got)
 	}
 }
@@ -386,7 +389,7 @@ func testRelease(t *testing.T, e *env) {
 	if string(d2.Message.Body) != "0" || d2.Message.System.DeliveryCount != 0 || d2.Attempts != 2 {
 		t.Errorf("%s: next delivery is %q with DeliveryCount %d, Attempts %d; want %q, 0, 2", rule, d2.Message.Body, d2.Message.System.DeliveryCount, d2.Attempts, "0")
 	}
-	if got := outcomes(t, e, 0); len(got) != 0 {
+	if got := outcomes(t, e, 0, 0); len(got) != 0 {
 		t.Errorf("%s: Release journaled %v", rule, got)
 	}
 }
@@ -447,7 +450,7 @@ func testExpire(t *testing.T, e *env) {
 	if a, b := qlen(t, e, "d"), qlen(t, e, "e"); a != 1 || b != 1 {
 		t.Errorf("%s: Len = %d and %d, want 1 and 1", rule, a, b)
 	}
-	got := outcomes(t, e, 0)
+	got := outcomes(t, e, 0, 2)
 	bodies := map[string]int{}
 	for _, o := range got {
 		if o.Status != queue.Expired || !sameTime(o.Time, at) {
@@ -500,7 +503,7 @@ func testOneOutcome(t *testing.T, e *env) {
 	if n, err := e.q.Purge(e.ctx, "d"); err != nil || n != 0 {
 		t.Errorf("%s: Purge after everything expired = %d, %v; want 0", rule, n, err)
 	}
-	got := outcomes(t, e, 0)
+	got := outcomes(t, e, 0, 4)
 	if len(got) != 4 || got[3].Status != queue.Expired || got[3].Message.System.MessageID != "id-3" {
 		t.Errorf("%s: journal holds %v; want the three outcomes above and Expired for id-3", rule, got)
 	}
@@ -546,7 +549,7 @@ func testOutcomesCursor(t *testing.T, e *env) {
 	if _, err := e.q.Purge(e.ctx, "d"); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
-	all := outcomes(t, e, 0)
+	all := outcomes(t, e, 0, 4)
 	if len(all) != 4 {
 		t.Fatalf("%s: journal holds %d outcomes, want 4", rule, len(all))
 	}
@@ -563,7 +566,7 @@ func testOutcomesCursor(t *testing.T, e *env) {
 	if c, err := e.q.OutcomesCursor(e.ctx); err != nil || c != next {
 		t.Errorf("%s: OutcomesCursor = %d, %v; want %d", rule, c, err, next)
 	}
-	rest := outcomes(t, e, next)
+	rest := outcomes(t, e, next, 2)
 	if len(rest) != 2 || rest[0].Seq != next || rest[1].Seq != all[3].Seq {
 		t.Errorf("%s: outcomes from the cursor on are %v, want the last two", rule, rest)
 	}
@@ -664,6 +667,57 @@ func testQueuesIndependent(t *testing.T, e *env) {
 	empty(t, e, rule, "b")
 }
 
+func testQueueNames(t *testing.T, e *env) {
+	const rule = "queues whose names share prefixes or hold any bytes are independent"
+	for i, name := range names {
+		for j := range i + 1 {
+			enqueue(t, e, name, fmt.Sprintf("%d-%d", i, j), journal)
+		}
+	}
+	for i, name := range names {
+		if n := qlen(t, e, name); n != i+1 {
+			t.Errorf("%s: Len(%q) = %d, want %d", rule, name, n, i+1)
+		}
+		if d := receive(t, e, name); d.Queue != name || string(d.Message.Body) != fmt.Sprintf("%d-0", i) {
+			t.Errorf("%s: Receive(%q) got %q from %q", rule, name, d.Message.Body, d.Queue)
+		}
+	}
+	if n, err := e.q.Purge(e.ctx, "a"); err != nil || n != 1 {
+		t.Errorf("%s: Purge(a) = %d, %v; want 1", rule, n, err)
+	}
+	for i, name := range names[1:] {
+		if n := qlen(t, e, name); n != i+2 {
+			t.Errorf("%s: after Purge(a), Len(%q) = %d, want %d", rule, name, n, i+2)
+		}
+	}
+	for _, o := range outcomes(t, e, 0, 1) {
+		if o.Queue != "a" {
+			t.Errorf("%s: Purge(a) journaled an outcome for %q", rule, o.Queue)
+		}
+	}
+}
+
+func testSeqAfterEmpty(t *testing.T, e *env) {
+	const rule = "a queue's sequence numbers keep increasing after it empties"
+	first := enqueue(t, e, "d", "0", queue.EnqueueOptions{})
+	if err := e.q.Complete(e.ctx, "d", receive(t, e, "d").LockToken); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	second := enqueue(t, e, "d", "1", queue.EnqueueOptions{})
+	if second <= first {
+		t.Errorf("%s: Enqueue after the queue emptied got %d, not above %d", rule, second, first)
+	}
+	if _, err := e.q.Purge(e.ctx, "d"); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	if e.h.Persistent {
+		e.reopen(t)
+	}
+	if third := enqueue(t, e, "d", "2", queue.EnqueueOptions{}); third <= second {
+		t.Errorf("%s: Enqueue after a Purge (and reopen, for a persistent store) got %d, not above %d", rule, third, second)
+	}
+}
+
 func testQueueBadInput(t *testing.T, e *env) {
 	const rule = "bad input gives an error, not a panic"
 	if _, err := e.q.Enqueue(e.ctx, "d", nil, queue.EnqueueOptions{}); err == nil {
@@ -702,7 +756,7 @@ func testQueuesReopen(t *testing.T, e *env) {
 	if _, err := e.q.Purge(e.ctx, "x"); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
-	before := outcomes(t, e, 0)
+	before := outcomes(t, e, 0, 2)
 	if len(before) != 2 {
 		t.Fatalf("%s: journal holds %v, want Completed and Purged", rule, before)
 	}
@@ -717,7 +771,7 @@ func testQueuesReopen(t *testing.T, e *env) {
 	if c, err := e.q.OutcomesCursor(e.ctx); err != nil || c != before[1].Seq {
 		t.Errorf("%s: OutcomesCursor = %d, %v after reopen; want %d", rule, c, err, before[1].Seq)
 	}
-	after := outcomes(t, e, before[1].Seq)
+	after := outcomes(t, e, before[1].Seq, 1)
 	if len(after) != 1 || after[0].Seq != before[1].Seq || after[0].Status != queue.Purged || after[0].Queue != "x" {
 		t.Errorf("%s: journal after reopen %v, want %v", rule, after, before[1:])
 	}

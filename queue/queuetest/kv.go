@@ -85,6 +85,7 @@ func testKVNoSharing(t *testing.T, e *env) {
 func testKVList(t *testing.T, e *env) {
 	const rule = "List returns pairs with the prefix, after the given key, in key order, at most limit"
 	write(t, e, put("dev/b", "2"), put("dev/a", "1"), put("de", "x"), put("dev/c", "3"), put("dew", "y"), put("dev/", "0"), put("e", "z"))
+	write(t, e, put("\xff", "1"), put("\xff\x00", "2"), put("\xff\xff", "3"), put("a\x00", "4"), put("a\x00b", "5"))
 	for _, c := range []struct {
 		prefix, after string
 		limit         int
@@ -96,8 +97,12 @@ func testKVList(t *testing.T, e *env) {
 		{"dev/", "dev/aa", 1, "dev/b=2"},
 		{"dev/", "dev/c", 10, ""},
 		{"de", "", 3, "de=x dev/=0 dev/a=1"},
-		{"", "dev/c", 10, "dew=y e=z"},
+		{"", "dev/c", 3, "dew=y e=z \xff=1"},
 		{"nothing", "", 10, ""},
+		{"\xff", "", 10, "\xff=1 \xff\x00=2 \xff\xff=3"},
+		{"\xff\xff", "", 10, "\xff\xff=3"},
+		{"a\x00", "", 10, "a\x00=4 a\x00b=5"},
+		{"a", "a\x00", 10, "a\x00b=5"},
 	} {
 		ps, err := e.q.List(e.ctx, c.prefix, c.after, c.limit)
 		if err != nil {

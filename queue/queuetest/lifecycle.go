@@ -228,7 +228,7 @@ func testConcurrentQueues(t *testing.T, e *env) {
 	if len(seen) != total {
 		t.Errorf("%s: received %d distinct messages, want %d", rule, len(seen), total)
 	}
-	if got := outcomes(t, e, 0); len(got) != total {
+	if got := outcomes(t, e, 0, total); len(got) != total {
 		t.Errorf("%s: journal holds %d outcomes, want %d", rule, len(got), total)
 	}
 }

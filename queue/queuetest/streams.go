@@ -18,6 +18,7 @@ func testStreams(t *testing.T, h Harness) {
 		{name: "ReadHonoursFromAndMax", run: testReadFromMax},
 		{name: "ReadAppendsToDst", run: testReadDst},
 		{name: "StreamsAndPartitionsAreIndependent", run: testStreamsIndependent},
+		{name: "NamesAreOpaqueStrings", run: testStreamNames},
 		{name: "NoMemorySharedWithCaller", run: testStreamsNoSharing},
 		{name: "ReadWaitsForAppend", run: testReadWaits},
 		{name: "ReadEndsWithContext", run: testReadContext},
@@ -200,6 +201,41 @@ func testStreamsIndependent(t *testing.T, e *env) {
 			if uint64(len(recs)) != c.next {
 				t.Errorf("%s: %s/%d holds %d records, want %d", rule, c.stream, c.part, len(recs), c.next)
 			}
+		}
+	}
+}
+
+// names are stream, queue, cursor and key names that a store encoding them
+// carelessly (prefixes, separators, 0x00 and 0xff) would mix up.
+var names = []string{"a", "ab", "a/b", "a\x00", "a\x00b", "a\xff", "a\xff\xff", "\xff", "é", "b"}
+
+func testStreamNames(t *testing.T, e *env) {
+	const rule = "streams and cursors whose names share prefixes or hold any bytes are independent"
+	for i, name := range names {
+		appendN(t, e, name, i%3, i+1)
+		appendN(t, e, name, 1000, 1)
+		if err := e.q.Commit(e.ctx, name, name, i%3, uint64(i+1)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		if err := e.q.Commit(e.ctx, "c", name, 1000, uint64(100+i)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+	}
+	for i, name := range names {
+		if first, next, err := e.q.Bounds(e.ctx, name, i%3); err != nil || first != 0 || next != uint64(i+1) {
+			t.Errorf("%s: Bounds(%q/%d) = %d, %d, %v; want 0, %d", rule, name, i%3, first, next, err, i+1)
+		}
+		if recs := read(t, e, name, i%3, 0, 100); len(recs) != i+1 {
+			t.Errorf("%s: %q/%d holds %d records, want %d", rule, name, i%3, len(recs), i+1)
+		}
+		if first, next, err := e.q.Bounds(e.ctx, name, 1000); err != nil || first != 0 || next != 1 {
+			t.Errorf("%s: Bounds(%q/1000) = %d, %d, %v; want 0, 1", rule, name, first, next, err)
+		}
+		if got, err := e.q.Cursor(e.ctx, name, name, i%3); err != nil || got != uint64(i+1) {
+			t.Errorf("%s: Cursor(%q, %q/%d) = %d, %v; want %d", rule, name, name, i%3, got, err, i+1)
+		}
+		if got, err := e.q.Cursor(e.ctx, "c", name, 1000); err != nil || got != uint64(100+i) {
+			t.Errorf("%s: Cursor(c, %q/1000) = %d, %v; want %d", rule, name, got, err, 100+i)
 		}
 	}
 }
