@@ -72,6 +72,20 @@ func runNodeDevice(t *testing.T, p *testPKI, addr string, plan map[string]any) [
 	return events
 }
 
+// sendResults returns, per send of a plan, "sent" or the SDK's error class.
+func sendResults(events []nodeEvent) []string {
+	var r []string
+	for _, e := range events {
+		switch e.Event {
+		case "sent":
+			r = append(r, "sent")
+		case "sendError":
+			r = append(r, e.Result)
+		}
+	}
+	return r
+}
+
 func TestNodeSDK(t *testing.T) {
 	p := newPKI(t)
 	h := newRealHub(t, p)
@@ -90,6 +104,9 @@ func TestNodeSDK(t *testing.T) {
 		"settle": map[string][]string{"c1": {"complete"}, "r1": {"reject"}, "a1": {"abandon", "complete"}},
 	})
 
+	if got := sendResults(events); !slices.Equal(got, []string{"sent", "sent"}) {
+		t.Errorf("sends: %q", got)
+	}
 	// Telemetry: two sends and a batch of two, in order, with properties.
 	msgs := h.stored(t, 4)
 	var got []string
@@ -130,5 +147,39 @@ func TestNodeSDK(t *testing.T) {
 	}
 	if got, want := h.outcomes(t, 3), []string{"Success:c1", "Rejected:r1", "Success:a1"}; !slices.Equal(got, want) {
 		t.Errorf("outcomes %q, want %q", got, want)
+	}
+}
+
+// TestNodeSDKErrors checks that the SDK reads our error answers as the
+// errors IoT Hub's answers give it.
+func TestNodeSDKErrors(t *testing.T) {
+	p := newPKI(t)
+	h := newRealHub(t, p)
+	b, _ := startBroker(t, p, h)
+	connStr := func(id, key string) string { return "HostName=localhost;DeviceId=" + id + ";SharedAccessKey=" + key }
+	tests := []struct {
+		name, connStr string
+		send          []map[string]any
+		want          []string
+	}{
+		{"wrong key", connStr("dev-1", key2), []map[string]any{{"data": "x"}}, []string{"UnauthorizedError"}},
+		{"disabled device", connStr(disabled, key1), []map[string]any{{"data": "x"}}, []string{"IotHubQuotaExceededError"}}, // the SDK's name for every 403
+		{"unknown device", connStr(unknown, key1), []map[string]any{{"data": "x"}}, []string{"DeviceNotFoundError"}},
+		{"bad messages", connStr("dev-1", key1), []map[string]any{
+			{"size": hubkit.MaxD2CSize + 1},
+			{"data": "x", "properties": map[string]string{"k": "a b"}},
+			{"data": "ok"},
+		}, []string{"MessageTooLargeError", "ArgumentError", "sent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := runNodeDevice(t, p, b.Addr().String(), map[string]any{"connectionString": tt.connStr, "send": tt.send})
+			if got := sendResults(events); !slices.Equal(got, tt.want) {
+				t.Errorf("sends: %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if ms := h.stored(t, 1); string(ms[0].Body) != "ok" {
+		t.Errorf("stored %q, want only ok", ms[0].Body)
 	}
 }

@@ -5,11 +5,13 @@
 // Plan: {
 //   connectionString: "HostName=localhost;DeviceId=...;SharedAccessKey=...",
 //   port: 8443,                 // the SDK dials 443 only: the agent redirects here
-//   send: [{data, messageId, properties: {k: v}}],   // sendEvent, one by one
+//   send: [{data, size, messageId, properties: {k: v}}], // sendEvent, one by one;
+//                                                    // size replaces data with size x's
 //   batch: [{data, properties}],                     // one sendEventBatch
 //   settle: {"<messageId>": ["abandon", "complete"]} // per delivery of that id
 // }
-// Lines: {event: "sent", index}, {event: "batch"}, {event: "message", message,
+// Lines: {event: "sent", index}, {event: "sendError", index, result: the
+// SDK's error class, error}, {event: "batch"}, {event: "message", message,
 // action}, {event: "settled", action, messageId, result}, {event: "error",
 // error}, {event: "closed"}. It exits once every planned settlement is done.
 const https = require('https');
@@ -49,8 +51,13 @@ async function main() {
   await client.setOptions({ http: { agent, receivePolicy: { interval: 1 } } });
   await client.open();
   for (const [i, m] of (plan.send || []).entries()) {
-    await client.sendEvent(toSDK(m));
-    out({ event: 'sent', index: i });
+    if (m.size) m.data = 'x'.repeat(m.size);
+    try {
+      await client.sendEvent(toSDK(m));
+      out({ event: 'sent', index: i });
+    } catch (e) {
+      out({ event: 'sendError', index: i, result: e.constructor.name, error: String(e) });
+    }
   }
   if (plan.batch) {
     await client.sendEventBatch(plan.batch.map(toSDK));
