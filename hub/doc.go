@@ -1,0 +1,48 @@
+// Package hub composes hubkit's parts into a running IoT hub: devices reach
+// it through brokers (MQTT, HTTPS), their messages are routed to endpoints,
+// and the service side sends cloud-to-device messages, reads their
+// feedback, manages the registry and reads the built-in events endpoint,
+// through Go calls or the REST API of package hub/service.
+//
+// # Lifecycle
+//
+// [New] checks a [Config] and builds a [Hub] without running anything.
+// [Hub.Start] opens the store (Pebble in Config.Dir unless Config.Queue is
+// set), recovers cursors, queues and the feedback journal, starts the
+// background work and then the brokers. [Hub.Shutdown] stops the brokers,
+// commits what was handed over, flushes batched feedback and waits for
+// every goroutine; [Hub.Close] stops at once. After either, every method
+// returns hubkit.ErrClosed. A hub has no global state: a process may run
+// several, each on its own store.
+//
+// # Device-to-cloud
+//
+// [Hub.Ingest] validates and stamps a message, asks the router for its
+// endpoints and queues it for the one committer goroutine, which appends
+// everything pending, for every endpoint, in one durable write and then
+// calls the done callbacks in order: a broker acknowledges only durable
+// messages, and many messages share one sync. Each custom endpoint reads
+// its own stream through its own delivery loop. The built-in endpoint
+// ("events") is read with [Hub.Receive] by consumer groups, from a position
+// and with durable checkpoints, as Event Hubs consumers read IoT Hub's.
+// Messages of a device always land in the partition FNV-1a(deviceId) mod
+// Config.Partitions.
+//
+// # Cloud-to-device
+//
+// [Hub.SendC2D] applies IoT Hub's send-time checks and queues the message
+// in the device's queue of the store, which brokers read through
+// [Hub.ReceiveC2D] and [Hub.Settle]. The outcome of every message that asks
+// for feedback is journaled by the store in the same write as the outcome
+// itself; a feedback goroutine turns the journal into feedback messages of
+// up to Config.FeedbackBatchSize records, flushed at the latest
+// Config.FeedbackBatchDelay after their first record, and commits the
+// journal cursor only after the feedback message is durable. The service
+// reads them with [Hub.ReceiveFeedback].
+//
+// # Locks
+//
+// Hub has two mutexes, never held together: inMu guards sending on the
+// committer's channel and closing it, groupsMu serialises consumer group
+// changes.
+package hub
