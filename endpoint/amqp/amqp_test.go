@@ -93,7 +93,7 @@ func TestRoundTripProperties(t *testing.T) {
 					ContentType: "application/json", ContentEncoding: "utf-8", ExpiryTime: exp, EnqueuedTime: enq,
 					ConnectionDeviceID: "dev-1", ConnectionModuleID: "mod-1", ConnectionAuthGenerationID: "636930642531278483",
 					ConnectionAuthMethod: `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`,
-					MessageSource: hubkit.SourceTelemetry, CreationTime: "2026-03-01T11:59:59Z", DataSchema: "dtmi:x;1", Subject: "thermostat1",
+					MessageSource:        hubkit.SourceTelemetry, CreationTime: "2026-03-01T11:59:59Z", DataSchema: "dtmi:x;1", Subject: "thermostat1",
 				},
 				Properties: hubkit.Properties{{Name: "alert", Value: "high"}, {Name: "$weird name", Value: "ü"}},
 			}
