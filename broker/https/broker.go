@@ -103,6 +103,8 @@ func (b *Broker) Start(ctx context.Context, h broker.Hub) error {
 	switch {
 	case b.closed:
 		return hubkit.ErrClosed
+	case h == nil:
+		return errors.New("https: Start with a nil Hub")
 	case b.srv != nil:
 		return errors.New("https: already started")
 	case b.opts.TLSConfig == nil:

@@ -95,8 +95,12 @@ func parseRoute(method, escapedPath string) (route, bool) {
 // on its own server at the root path. The server must use TLS with client
 // certificates requested if X.509 devices connect: the handler reads them
 // from Request.TLS. Requests are served concurrently; after Shutdown or
-// Close every request is answered 503 ServiceUnavailable.
+// Close every request is answered 503 ServiceUnavailable. It panics when h
+// is nil, a wiring mistake.
 func (b *Broker) Handler(h broker.Hub) http.Handler {
+	if h == nil {
+		panic("https: Handler with a nil Hub")
+	}
 	return &handler{b: b, hub: h}
 }
 

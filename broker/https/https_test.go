@@ -382,6 +382,9 @@ func TestLifecycle(t *testing.T) {
 	if err := b.Start(context.Background(), newFakeHub(allowAll)); err == nil {
 		t.Error("Start without TLSConfig succeeded")
 	}
+	if err := b.Start(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "nil Hub") {
+		t.Errorf("Start with a nil Hub: %v", err)
+	}
 	b, _ = startBroker(t, p, newFakeHub(allowAll))
 	if err := b.Start(context.Background(), newFakeHub(allowAll)); err == nil {
 		t.Error("second Start succeeded")
@@ -488,7 +491,7 @@ func TestHTTP2(t *testing.T) {
 	}
 	h.enqueue(t, "dev-1", hubkit.Message{Body: []byte("hi"), System: hubkit.SystemProperties{MessageID: "m1"}, Properties: hubkit.Properties{{Name: "a", Value: "b"}}})
 	res, body = do(t, c, "GET", base+"/devices/dev-1/messages/deviceBound"+apiVersion, nil, tok)
-	if res.StatusCode != 200 || string(body) != "hi" || res.Header.Get("iothub-app-a") != "b" || res.Header.Get("iothub-messageid") != "m1" {
+	if res.StatusCode != 200 || string(body) != "hi" || res.Header.Get("iothub-app-a") != "b" || res.Header.Get("iothub-messageid") != "m1" || res.Header.Get("Content-Type") != "" {
 		t.Errorf("receive over %s: %d %q %v", res.Proto, res.StatusCode, body, res.Header)
 	}
 }

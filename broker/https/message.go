@@ -190,6 +190,7 @@ func writeDelivery(w http.ResponseWriter, deviceID string, d queue.Delivery) {
 	set("iothub-ack", string(s.Ack))
 	set("iothub-contenttype", s.ContentType)
 	set("iothub-contentencoding", s.ContentEncoding)
+	h["Content-Type"] = nil // no sniffing: the body is the sender's bytes
 	set("Content-Type", s.ContentType)
 	for _, p := range d.Message.Properties {
 		h[appPrefix+p.Name] = []string{p.Value}
