@@ -31,9 +31,9 @@ func TestMQTTDeviceEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := make(chan error, 1)
-	o := paho.NewClientOptions().AddBroker("tcp://"+b.TCPAddr().String()).SetClientID("dev").
-		SetUsername(testHost+"/dev/?api-version=2021-04-12").SetPassword(token).
-		SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10*time.Second).
+	o := paho.NewClientOptions().AddBroker("tcp://" + b.TCPAddr().String()).SetClientID("dev").
+		SetUsername(testHost + "/dev/?api-version=2021-04-12").SetPassword(token).
+		SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
