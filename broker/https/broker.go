@@ -95,8 +95,10 @@ func New(opts Options) (*Broker, error) {
 
 // Start listens on Options.Addr with TLS and serves the device API for h
 // until Shutdown or Close. It returns once the listener is bound; ctx bounds
-// only that. It fails when TLSConfig is nil, when the broker was started
-// before, and with hubkit.ErrClosed after Shutdown or Close.
+// only that. It fails when h or TLSConfig is nil, when the broker was
+// started before, and with hubkit.ErrClosed after Shutdown or Close. The
+// server reads request headers within 30 s and closes connections idle for
+// 2 minutes, so that silent clients cannot pile up.
 func (b *Broker) Start(ctx context.Context, h broker.Hub) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
