@@ -1,0 +1,33 @@
+package amqp_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/endpoint/amqp"
+)
+
+// BenchmarkSend measures unsettled, pipelined sends of 256-byte messages
+// in batches of 100 to a queue of the broker at AMQP_TEST_URL. Keep b.N
+// modest (-benchtime 20000x): the queue keeps what it is sent.
+func BenchmarkSend(b *testing.B) {
+	ep := newEndpoint(b, amqp.Options{URL: brokerURL(b), Address: queueName()})
+	batch := make([]*hubkit.Message, 100)
+	for i := range batch {
+		batch[i] = &hubkit.Message{Body: make([]byte, 256), System: hubkit.SystemProperties{MessageID: "m", ConnectionDeviceID: "dev-1"}}
+	}
+	if _, err := ep.Send(context.Background(), batch[:1]); err != nil { // connect outside the timing
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for sent := 0; sent < b.N; {
+		k := min(len(batch), b.N-sent)
+		n, err := ep.Send(context.Background(), batch[:k])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent += n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
