@@ -17,9 +17,10 @@ type Options struct {
 	Now func() time.Time
 	// SweepInterval is how often the background sweep expires device-queue
 	// messages, trims streams by retention and wakes receivers waiting for
-	// a lock to end. Zero means one second. Negative means never: then
-	// messages expire only when received and by Expire or Sweep, and
-	// streams are trimmed only by Sweep.
+	// a lock to end by a clock other than time.Now. Zero means one second.
+	// Negative means no background sweep: then messages expire only when
+	// their queue is used and by Expire or Sweep, and streams are trimmed
+	// only by Sweep.
 	SweepInterval time.Duration
 }
 
@@ -123,11 +124,10 @@ func (s *Store) Sweep(ctx context.Context) error {
 	if _, err := s.Expire(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return hubkit.ErrClosed
+	if err := s.lock(ctx, "sweep"); err != nil {
+		return err
 	}
+	defer s.mu.Unlock()
 	now := s.now()
 	for _, st := range s.streams {
 		for _, p := range st.parts {

@@ -31,6 +31,23 @@
 // [Sweeper], Run calls Sweep to have that work done at once; otherwise it
 // polls, for up to [Harness.Patience], for the background work to happen.
 //
+// # Where package queue is silent
+//
+// Run holds stores to these readings of the contract:
+//
+//   - Times may be kept at millisecond precision.
+//   - Bad input gives an error, never a panic: a negative partition, a nil
+//     message, an empty queue name, a Lock that is not positive. An Append
+//     that fails stores none of its entries.
+//   - A queue's sequence numbers keep increasing after it empties or is
+//     purged, and a partition's after retention removed all its records.
+//   - The journal's sequence numbers need not start at 0.
+//   - Retention by size may count a record's bytes in any reasonable way
+//     (the message's Size, or its encoded size).
+//   - A lock token issued before Close still settles its delivery after
+//     reopening, while the lock lasts.
+//   - A second Close returns nil or hubkit.ErrClosed.
+//
 // # Running it
 //
 // Run with -race: some subtests use the store from many goroutines. Do not

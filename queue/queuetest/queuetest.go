@@ -169,12 +169,12 @@ func poll(t *testing.T, patience time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		msg := cond()
-		if msg == "" {
+		why := cond()
+		if why == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", patience, msg)
+			t.Fatalf("after %v: %s", patience, why)
 		}
 		<-time.After(wait)
 	}
