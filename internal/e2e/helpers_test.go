@@ -192,14 +192,10 @@ type pahoDevice struct {
 }
 
 // pahoOptions returns the options of a device connecting to broker (a
-// paho URL such as ssl://127.0.0.1:8883) with a fresh SAS token and a
-// clean session, without automatic reconnection.
-func pahoOptions(t testing.TB, broker, deviceID string, tlsCfg *tls.Config) *paho.ClientOptions {
-	t.Helper()
-	token, err := auth.ConnectionString{HostName: hostName, DeviceID: deviceID, SharedAccessKey: deviceKey}.Token(time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+// paho URL such as ssl://127.0.0.1:8883) with token and a clean session,
+// without automatic reconnection, so that a lost connection fails the
+// messages in flight.
+func pahoOptions(broker, deviceID, token string, tlsCfg *tls.Config) *paho.ClientOptions {
 	return paho.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(deviceID).
@@ -214,13 +210,21 @@ func pahoOptions(t testing.TB, broker, deviceID string, tlsCfg *tls.Config) *pah
 		SetWriteTimeout(10 * time.Second)
 }
 
+// deviceToken returns a SAS token for a device, valid for an hour.
+func deviceToken(deviceID string) (string, error) {
+	return auth.ConnectionString{HostName: hostName, DeviceID: deviceID, SharedAccessKey: deviceKey}.Token(time.Now().Add(time.Hour))
+}
+
 // connectPaho connects a device over TLS; with subscribe it subscribes to
 // its cloud-to-device topic at QoS 1. Cleanup disconnects it.
 func (e *hubEnv) connectPaho(deviceID string, subscribe bool) *pahoDevice {
 	e.t.Helper()
 	d := &pahoDevice{id: deviceID, c2d: make(chan hubkit.Message, 100)}
-	opts := pahoOptions(e.t, "ssl://"+e.addr(), deviceID, &tls.Config{RootCAs: e.ca.pool, ServerName: hostName})
-	d.c = paho.NewClient(opts)
+	token, err := deviceToken(deviceID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d.c = paho.NewClient(pahoOptions("ssl://"+e.addr(), deviceID, token, &tls.Config{RootCAs: e.ca.pool, ServerName: hostName}))
 	wait(e.t, "connect "+deviceID, d.c.Connect())
 	e.t.Cleanup(func() { d.c.Disconnect(0) })
 	if subscribe {
