@@ -23,7 +23,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +43,19 @@ import (
 const DefaultFileNameFormat = "{iothub}/{partition}/{YYYY}/{MM}/{DD}/{HH}/{mm}"
 
 var placeholders = []string{"{iothub}", "{partition}", "{YYYY}", "{MM}", "{DD}", "{HH}", "{mm}"}
+
+// Encoding is the format of the files.
+type Encoding string
+
+// The encodings of IoT Hub's storage endpoint.
+const (
+	// JSON writes one JSON record per line.
+	JSON Encoding = "JSON"
+	// Avro writes an Avro object container file.
+	Avro Encoding = "avro"
+	// AvroDeflate writes an Avro object container file compressed with deflate.
+	AvroDeflate Encoding = "avroDeflate"
+)
 
 // Options configure a file [Endpoint].
 type Options struct {
@@ -67,6 +79,9 @@ type Options struct {
 	// record larger than it still gets a file of its own. Zero means 300
 	// MiB, IoT Hub's default maxChunkSizeInBytes.
 	MaxChunkBytes int
+	// Encoding is the file format. Empty means JSON, which is easier to read
+	// than IoT Hub's default, Avro.
+	Encoding Encoding
 	// Now gives the time that names a file. Nil means time.Now.
 	Now func() time.Time
 }
@@ -98,6 +113,13 @@ func New(opts Options) (*Endpoint, error) {
 	}
 	if opts.HubName == "" || strings.ContainsAny(opts.HubName, `/\`) || opts.HubName == ".." {
 		problems = append(problems, fmt.Errorf("HubName %q is empty or not a file name", opts.HubName))
+	}
+	switch opts.Encoding {
+	case "":
+		opts.Encoding = JSON
+	case JSON, Avro, AvroDeflate:
+	default:
+		problems = append(problems, fmt.Errorf("Encoding %q is not JSON, avro or avroDeflate", opts.Encoding))
 	}
 	if opts.Partitions < 0 || opts.MaxChunkBytes < 0 {
 		problems = append(problems, errors.New("negative Partitions or MaxChunkBytes"))
@@ -151,7 +173,8 @@ func (e *Endpoint) Send(ctx context.Context, batch []*hubkit.Message) (int, erro
 	// Group the records into chunks: one per partition, more when one
 	// would exceed MaxChunkBytes. chunkOf[i] is the chunk of batch[i].
 	type chunk struct {
-		buf       bytes.Buffer
+		buf       []byte
+		count     int
 		partition int
 	}
 	var chunks []*chunk
@@ -159,27 +182,40 @@ func (e *Endpoint) Send(ctx context.Context, batch []*hubkit.Message) (int, erro
 	chunkOf := make([]int, 0, len(batch))
 	var refused error // for batch[len(chunkOf)], which cannot be encoded
 	for _, m := range batch {
-		b, err := record.Marshal(m)
-		if err != nil {
-			refused = endpoint.Skip(e.opts.Name, err)
-			break
+		var b []byte
+		if e.opts.Encoding == JSON {
+			var err error
+			if b, err = record.Marshal(m); err != nil {
+				refused = endpoint.Skip(e.opts.Name, err)
+				break
+			}
+			b = append(b, '\n')
+		} else {
+			b = record.AppendAvro(nil, m)
 		}
 		p := e.opts.Partition(m)
 		c := open[p]
-		if c == nil || c.buf.Len() > 0 && c.buf.Len()+len(b)+1 > e.opts.MaxChunkBytes {
+		if c == nil || len(c.buf) > 0 && len(c.buf)+len(b) > e.opts.MaxChunkBytes {
 			c = &chunk{partition: p}
 			chunks = append(chunks, c)
 			open[p] = c
 		}
-		c.buf.Write(b)
-		c.buf.WriteByte('\n')
+		c.buf = append(c.buf, b...)
+		c.count++
 		chunkOf = append(chunkOf, len(chunks)-1)
 	}
 	for done, c := range chunks {
 		if err := ctx.Err(); err != nil {
 			return accepted(chunkOf, done), endpoint.Retry(e.opts.Name, e.life.Cause(ctx))
 		}
-		if err := e.write(c.partition, c.buf.Bytes()); err != nil {
+		data := c.buf
+		if e.opts.Encoding != JSON {
+			var err error
+			if data, err = record.AvroFile(c.buf, c.count, e.opts.Encoding == AvroDeflate); err != nil {
+				return accepted(chunkOf, done), endpoint.Retry(e.opts.Name, err)
+			}
+		}
+		if err := e.write(c.partition, data); err != nil {
 			return accepted(chunkOf, done), endpoint.Retry(e.opts.Name, err)
 		}
 	}

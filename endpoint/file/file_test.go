@@ -21,7 +21,10 @@ import (
 )
 
 // dirSink reads back what a file endpoint wrote under dir.
-type dirSink struct{ dir string }
+type dirSink struct {
+	dir string
+	enc file.Encoding
+}
 
 // files returns the final files under dir in the order they were written:
 // by name, then by numeric suffix.
@@ -65,6 +68,18 @@ func (s dirSink) files(t *testing.T) []string {
 func (s dirSink) Received(t *testing.T) []*hubkit.Message {
 	var out []*hubkit.Message
 	for _, name := range s.files(t) {
+		if s.enc == file.Avro || s.enc == file.AvroDeflate {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, err := record.ReadAvroFile(b)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			out = append(out, msgs...)
+			continue
+		}
 		f, err := os.Open(name)
 		if err != nil {
 			t.Fatal(err)
@@ -121,14 +136,19 @@ func newEndpoint(t *testing.T, opts file.Options) *file.Endpoint {
 }
 
 func TestConformance(t *testing.T) {
-	endpointtest.Run(t, endpointtest.Harness{
-		New: func(t *testing.T) (endpoint.Endpoint, endpointtest.Sink) {
-			dir := t.TempDir()
-			// One fixed minute: order across files then rests on the suffixes alone.
-			now := func() time.Time { return time.Date(2018, 10, 30, 10, 56, 0, 0, time.UTC) }
-			return newEndpoint(t, file.Options{Dir: dir, HubName: "hub", Partitions: 1, MaxChunkBytes: 16 << 10, Now: now}), dirSink{dir}
-		},
-	})
+	for _, enc := range []file.Encoding{file.JSON, file.Avro, file.AvroDeflate} {
+		t.Run(string(enc), func(t *testing.T) {
+			endpointtest.Run(t, endpointtest.Harness{
+				New: func(t *testing.T) (endpoint.Endpoint, endpointtest.Sink) {
+					dir := t.TempDir()
+					// One fixed minute: order across files then rests on the suffixes alone.
+					now := func() time.Time { return time.Date(2018, 10, 30, 10, 56, 0, 0, time.UTC) }
+					ep := newEndpoint(t, file.Options{Dir: dir, HubName: "hub", Partitions: 1, MaxChunkBytes: 16 << 10, Now: now, Encoding: enc})
+					return ep, dirSink{dir, enc}
+				},
+			})
+		})
+	}
 }
 
 func TestNames(t *testing.T) {
@@ -152,6 +172,7 @@ func TestOptionErrors(t *testing.T) {
 		{file.Options{HubName: "h"}, "Dir is empty"},
 		{file.Options{Dir: t.TempDir()}, "HubName"},
 		{file.Options{Dir: t.TempDir(), HubName: "a/b"}, "HubName"},
+		{file.Options{Dir: t.TempDir(), HubName: "h", Encoding: "csv"}, "Encoding"},
 		{file.Options{Dir: t.TempDir(), HubName: "h", FileNameFormat: "{iothub}/{partition}/{YYYY}/{MM}/{DD}/{HH}"}, "lacks {mm}"},
 	} {
 		if _, err := file.New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -173,7 +194,7 @@ func TestSplitsAndSuffixes(t *testing.T) {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
 	var got []string
-	for _, f := range (dirSink{dir}).files(t) {
+	for _, f := range (dirSink{dir: dir}).files(t) {
 		b, _ := os.ReadFile(f)
 		rel, _ := filepath.Rel(dir, f)
 		got = append(got, fmt.Sprintf("%s:%d", filepath.ToSlash(rel), strings.Count(string(b), "\n")))

@@ -82,23 +82,9 @@ func Marshal(m *hubkit.Message) ([]byte, error) {
 // Message decodes r back into a message. A Body is taken as JSON when the
 // system properties say JSON, else as base64.
 func (r *Record) Message() (*hubkit.Message, error) {
-	sp := r.SystemProperties
-	m := &hubkit.Message{System: hubkit.SystemProperties{
-		MessageID: sp["messageId"], CorrelationID: sp["correlationId"], UserID: sp["userId"],
-		ConnectionDeviceID: sp["connectionDeviceId"], ConnectionModuleID: sp["connectionModuleId"],
-		ConnectionAuthGenerationID: sp["connectionDeviceGenerationId"], ConnectionAuthMethod: sp["connectionAuthMethod"],
-		ContentType: sp["contentType"], ContentEncoding: sp["contentEncoding"],
-		DataSchema: sp["dt-dataschema"], Subject: sp["dt-subject"],
-	}}
-	if r.EnqueuedTimeUtc != "" {
-		t, err := time.Parse(time.RFC3339Nano, r.EnqueuedTimeUtc)
-		if err != nil {
-			return nil, fmt.Errorf("record: EnqueuedTimeUtc: %w", err)
-		}
-		m.System.EnqueuedTime = t
-	}
-	for k, v := range r.Properties {
-		m.Properties = append(m.Properties, hubkit.Property{Name: k, Value: v})
+	m, err := fromMaps(r.EnqueuedTimeUtc, r.Properties, r.SystemProperties)
+	if err != nil {
+		return nil, err
 	}
 	body := bytes.TrimSpace(r.Body)
 	if len(body) == 0 {
@@ -117,6 +103,28 @@ func (r *Record) Message() (*hubkit.Message, error) {
 		return nil, fmt.Errorf("record: Body: %w", err)
 	}
 	m.Body = b
+	return m, nil
+}
+
+// fromMaps builds a message, without body, from the fields of a record.
+func fromMaps(enqueued string, props, sp map[string]string) (*hubkit.Message, error) {
+	m := &hubkit.Message{System: hubkit.SystemProperties{
+		MessageID: sp["messageId"], CorrelationID: sp["correlationId"], UserID: sp["userId"],
+		ConnectionDeviceID: sp["connectionDeviceId"], ConnectionModuleID: sp["connectionModuleId"],
+		ConnectionAuthGenerationID: sp["connectionDeviceGenerationId"], ConnectionAuthMethod: sp["connectionAuthMethod"],
+		ContentType: sp["contentType"], ContentEncoding: sp["contentEncoding"],
+		DataSchema: sp["dt-dataschema"], Subject: sp["dt-subject"],
+	}}
+	if enqueued != "" {
+		t, err := time.Parse(time.RFC3339Nano, enqueued)
+		if err != nil {
+			return nil, fmt.Errorf("record: EnqueuedTimeUtc: %w", err)
+		}
+		m.System.EnqueuedTime = t
+	}
+	for k, v := range props {
+		m.Properties = append(m.Properties, hubkit.Property{Name: k, Value: v})
+	}
 	return m, nil
 }
 
