@@ -204,6 +204,14 @@ func testQueueNoSharing(t *testing.T, e *env) {
 	if string(d.Message.Body) != "x" || d.Message.Properties[0].Value != "v-x" {
 		t.Errorf("%s: the stored message changed: %+v", rule, d.Message)
 	}
+	d.Message.Body[0] = 'w'
+	d.Message.Properties[0].Value = "changed"
+	if err := e.q.Release(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if d := receive(t, e, "d"); string(d.Message.Body) != "x" || d.Message.Properties[0].Value != "v-x" {
+		t.Errorf("%s: changing a delivery changed the stored message: %+v", rule, d.Message)
+	}
 }
 
 func testMaxDepth(t *testing.T, e *env) {
@@ -734,6 +742,9 @@ func testQueueBadInput(t *testing.T, e *env) {
 	}
 	if n := qlen(t, e, "d"); n != 1 {
 		t.Errorf("%s: Len = %d, want 1", rule, n)
+	}
+	if _, err := e.q.Outcomes(e.ctx, 0, 0); err == nil {
+		t.Errorf("%s: Outcomes with max 0 returned no error", rule)
 	}
 }
 

@@ -466,6 +466,10 @@ func testAppendBadInput(t *testing.T, e *env) {
 	if _, err := e.q.Read(e.ctx, "s", -1, 0, 1, nil); err == nil {
 		t.Errorf("%s: Read of partition -1 returned no error", rule)
 	}
+	appendN(t, e, "s", 0, 1)
+	if _, err := e.q.Read(e.ctx, "s", 0, 0, 0, nil); err == nil {
+		t.Errorf("%s: Read with max 0 returned no error", rule)
+	}
 }
 
 func testStreamsReopen(t *testing.T, e *env) {
