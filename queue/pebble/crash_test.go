@@ -156,52 +156,51 @@ func TestCrashKill(t *testing.T) {
 	}
 }
 
-// powerLoss runs the workload on a crashable in-memory file system, takes
-// crash clones (only synced data survives) at random moments and returns
-// the problems found in each clone.
-func powerLoss(t *testing.T, opts pebble.Options, clones int) [][]string {
+// powerLoss runs the workload on a crashable in-memory file system and
+// takes a crash clone (only synced data survives) at a random moment, once
+// per round, each on a fresh store; it returns the problems found in each
+// clone.
+func powerLoss(t *testing.T, opts pebble.Options, rounds int) [][]string {
 	t.Helper()
-	fs := vfs.NewCrashableMem()
-	opts.FS = fs
-	opts.Logger = slog.New(slog.DiscardHandler)
-	s, err := pebble.Open("db", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 1))
-	log := newAckLog()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { runWorkload(ctx, s, seed, log.apply) })
-	defer func() {
-		cancel()
-		wg.Wait()
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
 	var found [][]string
-	for range clones {
-		pause := time.NewTimer(time.Duration(2+r.IntN(20)) * time.Millisecond)
+	for i := range rounds {
+		fs := vfs.NewCrashableMem()
+		opts.FS = fs
+		opts.Logger = slog.New(slog.DiscardHandler)
+		s, err := pebble.Open("db", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := newAckLog()
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { runWorkload(ctx, s, seed+uint64(i), log.apply) })
+		pause := time.NewTimer(time.Duration(5+r.IntN(50)) * time.Millisecond)
 		<-pause.C
 		acked := log.clone() // before the clone: all of it was durable when cloned
 		crashed := fs.CrashClone(vfs.CrashCloneCfg{})
 		acked.completing = log.clone().completing // after: any of these may have happened
-		c, err := pebble.Open("db", pebble.Options{FS: crashed, Logger: slog.New(slog.DiscardHandler)})
+		cancel()
+		wg.Wait()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c, err := pebble.Open("db", pebble.Options{FS: crashed, Logger: opts.Logger})
 		if err != nil {
 			found = append(found, []string{fmt.Sprintf("open crash clone: %v", err)})
 			continue
 		}
 		_, problems := verify(c, acked, 0)
 		if err := c.Close(); err != nil {
-			t.Error(err)
+			t.Fatal(err)
+		}
+		if len(acked.appends) == 0 {
+			problems = append(problems, "nothing acknowledged yet")
 		}
 		found = append(found, problems)
-		if len(acked.appends) == 0 {
-			found[len(found)-1] = append(found[len(found)-1], "nothing acknowledged yet")
-		}
 	}
 	return found
 }
@@ -209,12 +208,19 @@ func powerLoss(t *testing.T, opts pebble.Options, clones int) [][]string {
 // TestPowerLoss checks that every acknowledged change survives a power
 // loss at a random moment under concurrent load.
 func TestPowerLoss(t *testing.T) {
-	for i, problems := range powerLoss(t, pebble.Options{}, 8) {
+	const rounds = 20
+	idle := 0
+	for i, problems := range powerLoss(t, pebble.Options{}, rounds) {
 		for _, p := range problems {
-			if p != "nothing acknowledged yet" {
+			if p == "nothing acknowledged yet" {
+				idle++
+			} else {
 				t.Errorf("clone %d: %s", i, p)
 			}
 		}
+	}
+	if idle > rounds/2 {
+		t.Fatalf("in %d of %d rounds nothing was acknowledged before the crash", idle, rounds)
 	}
 }
 

@@ -276,7 +276,8 @@ func verify(s queue.DurableQueue, log *ackLog, prevCursor uint64) (uint64, []str
 	// Outcome journal: one Completed outcome per acknowledged complete.
 	if len(log.completed) > 0 {
 		journaled := map[qseq]bool{}
-		for from := uint64(0); ; {
+		found := 0
+		for from := uint64(0); found < len(log.completed); {
 			octx, ocancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			outs, err := s.Outcomes(octx, from, 1000)
 			ocancel()
@@ -284,8 +285,12 @@ func verify(s queue.DurableQueue, log *ackLog, prevCursor uint64) (uint64, []str
 				break // no more outcomes
 			}
 			for _, o := range outs {
-				if o.Status == queue.Completed {
-					journaled[qseq{o.Queue, o.Message.System.SequenceNumber}] = true
+				k := qseq{o.Queue, o.Message.System.SequenceNumber}
+				if o.Status == queue.Completed && !journaled[k] {
+					journaled[k] = true
+					if log.completed[k] {
+						found++
+					}
 				}
 				from = o.Seq + 1
 			}
