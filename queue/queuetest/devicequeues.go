@@ -527,8 +527,7 @@ func testOutcomesWait(t *testing.T, e *env) {
 	enqueue(t, e, "d", "0", journal)
 	d := receive(t, e, "d")
 	ch := goCall(func() ([]queue.Outcome, error) { return e.q.Outcomes(e.ctx, 0, 10) })
-	notReturned(t, ch, "Outcomes on an empty journal")
-	waitBlocked(t, e, "testOutcomesWait.func", 1)
+	waiting(t, e, ch, "testOutcomesWait.func", 1, "Outcomes on an empty journal")
 	if err := e.q.Complete(e.ctx, "d", d.LockToken); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
@@ -538,8 +537,7 @@ func testOutcomesWait(t *testing.T, e *env) {
 	}
 	ctx, cancel = context.WithCancel(e.ctx)
 	ch = goCall(func() ([]queue.Outcome, error) { return e.q.Outcomes(ctx, r.v[0].Seq+1, 10) })
-	notReturned(t, ch, "Outcomes past the last outcome")
-	waitBlocked(t, e, "testOutcomesWait.func", 1)
+	waiting(t, e, ch, "testOutcomesWait.func", 1, "Outcomes past the last outcome")
 	cancel()
 	if r := await(t, e, ch, "Outcomes after cancel"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("%s: Outcomes returned %v after cancel, want context.Canceled", rule, r.err)
@@ -639,8 +637,7 @@ func testReceiveWaits(t *testing.T, e *env) {
 	const rule = "Receive without NoWait waits until a message is enqueued, or its context ends"
 	empty(t, e, "Receive with NoWait on an empty queue returns ErrEmpty", "d")
 	ch := goCall(func() (queue.Delivery, error) { return e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: lock}) })
-	notReturned(t, ch, "Receive on an empty queue")
-	waitBlocked(t, e, "testReceiveWaits.func", 1)
+	waiting(t, e, ch, "testReceiveWaits.func", 1, "Receive on an empty queue")
 	enqueue(t, e, "other", "no", queue.EnqueueOptions{})
 	enqueue(t, e, "d", "yes", queue.EnqueueOptions{})
 	r := await(t, e, ch, "Receive after Enqueue")
@@ -654,8 +651,7 @@ func testReceiveWaits(t *testing.T, e *env) {
 	}
 	ctx, cancel = context.WithCancel(e.ctx)
 	ch = goCall(func() (queue.Delivery, error) { return e.q.Receive(ctx, "d", queue.ReceiveOptions{Lock: lock}) })
-	notReturned(t, ch, "Receive on an empty queue")
-	waitBlocked(t, e, "testReceiveWaits.func", 1)
+	waiting(t, e, ch, "testReceiveWaits.func", 1, "Receive on an empty queue")
 	cancel()
 	if r := await(t, e, ch, "Receive after cancel"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("%s: Receive returned %v after cancel, want context.Canceled", rule, r.err)

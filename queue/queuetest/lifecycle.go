@@ -49,10 +49,9 @@ func testCloseUnblocks(t *testing.T, e *env) {
 	read := goCall(func() ([]queue.Record, error) { return e.q.Read(e.ctx, "s", 0, 0, 10, nil) })
 	recv := goCall(func() (queue.Delivery, error) { return e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: lock}) })
 	outs := goCall(func() ([]queue.Outcome, error) { return e.q.Outcomes(e.ctx, 0, 10) })
-	notReturned(t, read, "Read on an empty partition")
-	notReturned(t, recv, "Receive on an empty queue")
-	notReturned(t, outs, "Outcomes on an empty journal")
-	waitBlocked(t, e, "testCloseUnblocks.func", 3)
+	waiting(t, e, read, "testCloseUnblocks.func", 3, "Read on an empty partition")
+	waiting(t, e, recv, "testCloseUnblocks.func", 3, "Receive on an empty queue")
+	waiting(t, e, outs, "testCloseUnblocks.func", 3, "Outcomes on an empty journal")
 	closed := goCall(func() (struct{}, error) { return struct{}{}, e.q.Close() })
 	if r := await(t, e, closed, "Close"); r.err != nil {
 		t.Errorf("Close: %v", r.err)

@@ -209,46 +209,40 @@ func await[T any](t *testing.T, e *env, ch <-chan result[T], what string) result
 	}
 }
 
-// waitBlocked waits until n goroutines running a function whose name
-// contains fn (a test's closure passed to goCall) are blocked, so that a
-// test knows a call is waiting inside the store before it acts: otherwise
-// the call might only start after, say, Close, and pass for the wrong
-// reason. It reads the goroutines' states from runtime.Stack.
-func waitBlocked(t *testing.T, e *env, fn string, n int) {
+// waiting checks that the call started by goCall that ch belongs to waits
+// inside the store: it fails if the call returns, and returns once n
+// goroutines running a function whose name contains fn (the test's closure
+// given to goCall) are blocked. A test that acts on a waiting call (appends,
+// cancels, closes) thus knows the call was waiting, and did not pass only
+// because it started late. The goroutines' states come from runtime.Stack.
+func waiting[T any](t *testing.T, e *env, ch <-chan result[T], fn string, n int, what string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	poll(t, e.h.Patience, func() string {
+		select {
+		case r := <-ch:
+			t.Fatalf("%s returned (%v, %v); it should wait", what, r.v, r.err)
+		default:
+		}
 		for {
-			if m := runtime.Stack(buf, true); m < len(buf) {
-				buf = buf[:m]
-				break
+			m := runtime.Stack(buf, true)
+			if m < len(buf) {
+				got := 0
+				for _, g := range strings.Split(string(buf[:m]), "\n\n") {
+					header, _, _ := strings.Cut(g, "\n")
+					if strings.Contains(g, fn) && !strings.Contains(header, "[running") &&
+						!strings.Contains(header, "[runnable") && !strings.Contains(header, "[syscall") {
+						got++
+					}
+				}
+				if got < n {
+					return fmt.Sprintf("%s: %d of %d goroutines running %s are waiting", what, got, n, fn)
+				}
+				return ""
 			}
 			buf = make([]byte, 2*len(buf))
 		}
-		got := 0
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			header, _, _ := strings.Cut(g, "\n")
-			if strings.Contains(g, fn) && !strings.Contains(header, "[running") &&
-				!strings.Contains(header, "[runnable") && !strings.Contains(header, "[syscall") {
-				got++
-			}
-		}
-		buf = buf[:cap(buf)]
-		if got < n {
-			return fmt.Sprintf("%d of %d calls of %s are waiting", got, n, fn)
-		}
-		return ""
 	})
-}
-
-// notReturned fails the test when a call started by goCall has already returned.
-func notReturned[T any](t *testing.T, ch <-chan result[T], what string) {
-	t.Helper()
-	select {
-	case r := <-ch:
-		t.Fatalf("%s returned (%v, %v) before there was anything to return", what, r.v, r.err)
-	default:
-	}
 }
 
 // sameTime reports whether a and b are within a millisecond: stores may

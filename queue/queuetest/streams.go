@@ -263,14 +263,15 @@ func testStreamsNoSharing(t *testing.T, e *env) {
 func testReadWaits(t *testing.T, e *env) {
 	const rule = "Read waits until a record at or after from is appended"
 	appendN(t, e, "s", 0, 1)
-	ch := goCall(func() ([]queue.Record, error) { return e.q.Read(e.ctx, "s", 0, 1, 10, nil) })
-	notReturned(t, ch, "Read past the last record")
-	waitBlocked(t, e, "testReadWaits.func", 1)
+	ch := goCall(func() ([]queue.Record, error) { return e.q.Read(e.ctx, "s", 0, 3, 10, nil) })
+	waiting(t, e, ch, "testReadWaits.func", 1, "Read past the last record")
+	appendN(t, e, "s", 0, 2)
+	waiting(t, e, ch, "testReadWaits.func", 1, "Read from 3 after records 1 and 2 were appended")
 	if _, err := e.q.Append(e.ctx, []queue.Entry{{Stream: "s", Message: msg("late")}}); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
 	r := await(t, e, ch, "Read after Append")
-	if r.err != nil || len(r.v) != 1 || r.v[0].Sequence != 1 || string(r.v[0].Message.Body) != "late" {
+	if r.err != nil || len(r.v) != 1 || r.v[0].Sequence != 3 || string(r.v[0].Message.Body) != "late" {
 		t.Errorf("%s: Read returned %v, %v; want the record appended while it waited", rule, r.v, r.err)
 	}
 }
@@ -284,8 +285,7 @@ func testReadContext(t *testing.T, e *env) {
 	}
 	ctx, cancel = context.WithCancel(e.ctx)
 	ch := goCall(func() ([]queue.Record, error) { return e.q.Read(ctx, "s", 0, 0, 10, nil) })
-	notReturned(t, ch, "Read on an empty partition")
-	waitBlocked(t, e, "testReadContext.func", 1)
+	waiting(t, e, ch, "testReadContext.func", 1, "Read on an empty partition")
 	cancel()
 	if r := await(t, e, ch, "Read after cancel"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("%s: Read returned %v after cancel, want context.Canceled", rule, r.err)
