@@ -9,7 +9,6 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
-	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -19,7 +18,7 @@ import (
 func BenchmarkDelivery(b *testing.B) {
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("MaxBatch=%d", batch), func(b *testing.B) {
-			s := memstreams.New(nil)
+			s := newStore(b, nil)
 			var n atomic.Int64
 			all := make(chan struct{})
 			ep := endpoint.Func("bench", func(ctx context.Context, msgs []*hubkit.Message) (int, error) {

@@ -260,7 +260,9 @@ func NewDelivery(cfg DeliveryConfig) (*Delivery, error) {
 }
 
 // Run delivers until ctx ends or Close is called, then returns nil once
-// its goroutines have stopped; a Send in flight has its ctx cancelled. It
+// its goroutines have stopped; a Send in flight has its ctx cancelled, and
+// what the endpoint had accepted is still committed (waiting at most 5 s
+// for the store), so that a restart does not send it again. It
 // returns an error when the store fails (reading, or committing the
 // cursor), and hubkit.ErrClosed when called after Close. Run may be called
 // only once at a time.
@@ -376,6 +378,10 @@ func (d *Delivery) Metrics() Metrics {
 	return m
 }
 
+// commitTimeout bounds the commit of an accepted batch once Close was
+// called, and so how long Close can wait for it.
+const commitTimeout = 5 * time.Second
+
 // loop is the state of the goroutine that batches and sends. Only that
 // goroutine touches it.
 type loop struct {
@@ -409,15 +415,22 @@ func (l *loop) run(ctx context.Context) error {
 			l.msgs = append(l.msgs, &l.pending[i].Message)
 		}
 		n, err := d.send(ctx, l.msgs)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if n > 0 {
-			if err := l.commit(ctx, l.pending[:n]); err != nil {
+			// Commit what the endpoint accepted even when we are stopping,
+			// so that a restart does not send it again.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+			err := l.commit(cctx, l.pending[:n])
+			cancel()
+			if err != nil {
 				return err
 			}
 			d.delivered.Add(uint64(n))
 			l.pending = l.pending[n:]
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if n > 0 {
 			if err := l.succeeded(ctx); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,11 +16,21 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
-	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/memory"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// newStore returns an in-memory store on the clock now (nil: the system
+// clock), closed when the test ends, after the deliveries started later.
+func newStore(t testing.TB, now func() time.Time) *memory.Store {
+	t.Helper()
+	s := memory.New(memory.Options{Now: now, SweepInterval: -1})
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 // waitFor polls cond until it holds or 10 s have passed.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -128,7 +139,7 @@ func checkPartitionOrder(t *testing.T, ids []string, parts, n int) {
 }
 
 func TestDeliveryInOrderAcrossPartitions(t *testing.T) {
-	s := memstreams.New(nil)
+	s := newStore(t, nil)
 	rec := &recorder{}
 	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 4, MaxBatch: 7})
 	appendN(t, s, "ep", 4, 0, 250)
@@ -149,7 +160,7 @@ func TestDeliveryInOrderAcrossPartitions(t *testing.T) {
 }
 
 func TestDeliveryResumesFromCursor(t *testing.T) {
-	s := memstreams.New(nil)
+	s := newStore(t, nil)
 	appendN(t, s, "ep", 2, 0, 10)
 	if err := s.Commit(context.Background(), "endpoint/ep", "ep", 1, 4); err != nil {
 		t.Fatal(err)
@@ -185,7 +196,7 @@ func (c *recordingClock) waits() []time.Duration {
 
 func TestDeliveryRetriesUntilRecovery(t *testing.T) {
 	clock := &recordingClock{Clock: endpointtest.NewClock(t0)}
-	s := memstreams.New(clock.Now)
+	s := newStore(t, clock.Now)
 	rec := &recorder{}
 	rec.fail(errors.New("sink down"))
 	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 1, Clock: clock})
@@ -226,7 +237,7 @@ func TestDeliveryRetriesUntilRecovery(t *testing.T) {
 
 func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 	clock := endpointtest.NewClock(t0)
-	s := memstreams.New(clock.Now)
+	s := newStore(t, clock.Now)
 	rec := &recorder{}
 	rec.fail(errors.New("sink down"))
 	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 1, Clock: clock,
@@ -259,7 +270,7 @@ func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 }
 
 func TestDeliverySkipsRefusedMessages(t *testing.T) {
-	s := memstreams.New(nil)
+	s := newStore(t, nil)
 	var ids []string
 	var mu sync.Mutex
 	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
@@ -295,7 +306,7 @@ func TestDeliverySkipsRefusedMessages(t *testing.T) {
 }
 
 func TestDeliveryPartialAccepts(t *testing.T) {
-	s := memstreams.New(nil)
+	s := newStore(t, nil)
 	rec := &recorder{}
 	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
 		return rec.send(ctx, batch[:min(3, len(batch))])
@@ -308,7 +319,7 @@ func TestDeliveryPartialAccepts(t *testing.T) {
 
 func TestDeliveryBatchLimits(t *testing.T) {
 	clock := endpointtest.NewClock(t0)
-	s := memstreams.New(clock.Now)
+	s := newStore(t, clock.Now)
 	var sizes []int
 	var mu sync.Mutex
 	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
@@ -354,7 +365,7 @@ func TestDeliveryBatchLimits(t *testing.T) {
 }
 
 func TestDeliveryCloseCancelsSend(t *testing.T) {
-	s := memstreams.New(nil)
+	s := newStore(t, nil)
 	var cancelled atomic.Bool
 	entered := make(chan struct{})
 	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
@@ -400,4 +411,54 @@ func TestDeliveryConfigErrors(t *testing.T) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
 	}
+}
+
+// TestDeliveryResumesAfterReopen stops delivery and the Pebble store in the
+// middle of a run, reopens both, and checks that delivery goes on from the
+// cursor: nothing is lost, and nothing accepted before the stop is sent again.
+func TestDeliveryResumesAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	rec := &recorder{}
+	var stop atomic.Bool // makes the endpoint fail once limit messages are in
+	limit := 150
+	ep := endpoint.Func("ep", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		if stop.Load() {
+			return 0, errors.New("stopping")
+		}
+		n, err := rec.send(ctx, batch[:min(len(batch), limit-len(rec.got()))])
+		if len(rec.got()) >= limit {
+			stop.Store(true)
+		}
+		return n, err
+	})
+	for round := range 2 {
+		s, err := pebble.Open(dir, pebble.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			appendN(t, s, "ep", 2, 0, 200)
+		}
+		d, err := endpoint.NewDelivery(endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 2, MaxBatch: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(context.Background()) }()
+		if round == 0 {
+			waitFor(t, "the first 150 messages", stop.Load)
+		} else {
+			waitFor(t, "all 400 messages", func() bool { return len(rec.got()) == 400 })
+		}
+		d.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stop.Store(false)
+		limit = 400
+	}
+	checkPartitionOrder(t, rec.got(), 2, 200)
 }

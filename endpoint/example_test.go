@@ -7,8 +7,8 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
-	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/memory"
 )
 
 func ExampleFunc() {
@@ -29,7 +29,8 @@ func ExampleFunc() {
 }
 
 func ExampleDelivery() {
-	var store queue.Streams = memstreams.New(nil) // the hub's store, e.g. queue/pebble
+	store := memory.New(memory.Options{}) // the hub's store, e.g. queue/pebble
+	defer store.Close()
 	got := make(chan string)
 	ep := endpoint.Func("alerts", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
 		for _, m := range batch {

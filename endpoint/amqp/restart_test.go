@@ -16,8 +16,8 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/amqp"
-	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 func freePort(t *testing.T) int {
@@ -73,7 +73,11 @@ func privateBroker(t *testing.T) (string, func(cmd string)) {
 func TestBrokerRestart(t *testing.T) {
 	url, rmq := privateBroker(t)
 	const address = "/amq/queue/hub-restart" // durable, declared by .ci/rmq-definitions.json
-	store := memstreams.New(nil)
+	store, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
 	ep := newEndpoint(t, amqp.Options{URL: url, Address: address, DialTimeout: 5 * time.Second})
 	d, err := endpoint.NewDelivery(endpoint.DeliveryConfig{Name: "rmq", Endpoint: ep, Streams: store, Partitions: 2,
 		MaxBatch: 50, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, SendTimeout: 10 * time.Second})

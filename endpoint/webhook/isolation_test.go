@@ -15,9 +15,9 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
-	"github.com/hubkit/hubkit/endpoint/internal/memstreams"
 	"github.com/hubkit/hubkit/endpoint/webhook"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/memory"
 )
 
 // logBuffer collects JSON log lines.
@@ -81,7 +81,8 @@ func run(t *testing.T, cfg endpoint.DeliveryConfig) *endpoint.Delivery {
 // the webhook gets its whole backlog in order once it recovers.
 func TestDeadWebhookDoesNotSlowOthers(t *testing.T) {
 	clock := endpointtest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := memstreams.New(clock.Now)
+	store := memory.New(memory.Options{Now: clock.Now, SweepInterval: -1})
+	t.Cleanup(func() { store.Close() })
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	const parts = 2
