@@ -792,8 +792,13 @@ func testQueuesReopen(t *testing.T, e *env) {
 	if _, err := e.q.Abandon(e.ctx, "d", d1.LockToken); err != nil {
 		t.Fatalf("%s: Abandon with a lock token from before reopen: %v", rule, err)
 	}
-	if d := receive(t, e, "d"); string(d.Message.Body) != "1" || d.Message.System.DeliveryCount != 2 {
-		t.Errorf("%s: after reopen and a second Abandon received %q with DeliveryCount %d, want %q, 2", rule, d.Message.Body, d.Message.System.DeliveryCount, "1")
+	if d := receive(t, e, "d"); string(d.Message.Body) != "1" || d.Message.System.DeliveryCount != 2 || d.Attempts != 3 {
+		t.Errorf("%s: after reopen and a second Abandon received %q with DeliveryCount %d, Attempts %d; want %q, 2, 3", rule, d.Message.Body, d.Message.System.DeliveryCount, d.Attempts, "1")
+	}
+	e.reopen(t)
+	e.clock.Advance(lock + time.Second)
+	if d := receive(t, e, "d"); string(d.Message.Body) != "1" || d.Message.System.DeliveryCount != 2 || d.Attempts != 4 {
+		t.Errorf("%s: after a lock ended across reopen received %q with DeliveryCount %d, Attempts %d; want %q, 2, 4", rule, d.Message.Body, d.Message.System.DeliveryCount, d.Attempts, "1")
 	}
 	if seq := enqueue(t, e, "d", "4", journal); seq <= seqs[3] {
 		t.Errorf("%s: Enqueue after reopen got sequence %d, not above %d", rule, seq, seqs[3])
