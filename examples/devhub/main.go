@@ -1,0 +1,380 @@
+// Devhub is a complete IoT hub for development on one machine: MQTT (plain,
+// TLS and WebSockets), the HTTPS device API and the service REST API, with
+// its data, a development CA and a server certificate kept in one directory.
+//
+//	go run ./examples/devhub
+//
+// On start it prints the CA certificate to trust, the connection strings of
+// a demo device and of the iothubowner policy, and commands to try. Every
+// telemetry message is logged, read from the built-in events endpoint by a
+// consumer group of its own. Stop it with Ctrl-C.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/broker/https"
+	"github.com/hubkit/hubkit/broker/mqtt"
+	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/hub/service"
+)
+
+const (
+	demoDevice    = "demo-device"
+	consumerGroup = "devhub"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error("devhub stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	host := flag.String("host", "localhost", "hub host name: the name devices dial, tokens name and the server certificate covers")
+	dir := flag.String("data", "hubdata", "directory of the store and the certificates")
+	mqttAddr := flag.String("mqtt", "127.0.0.1:1883", "plain MQTT address (empty for none)")
+	mqttsAddr := flag.String("mqtts", "127.0.0.1:8883", "MQTT over TLS address")
+	wsAddr := flag.String("ws", "127.0.0.1:8443", "MQTT over WebSockets (TLS) address")
+	httpsAddr := flag.String("https", "127.0.0.1:9443", "HTTPS address of the device API and the service API")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tlsConfig, caFile, err := devCertificates(filepath.Join(*dir, "certs"), *host)
+	if err != nil {
+		return err
+	}
+	mb, err := mqtt.New(mqtt.Options{
+		TCPAddr:       *mqttAddr,
+		TLSAddr:       *mqttsAddr,
+		WebSocketAddr: *wsAddr,
+		TLSConfig:     tlsConfig,
+		HostName:      *host,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Config{
+		HostName: *host,
+		Dir:      filepath.Join(*dir, "store"),
+		Brokers:  []broker.Broker{mb},
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := h.Start(ctx); err != nil {
+		return errors.Join(err, h.Close())
+	}
+
+	// The HTTPS device API and the service API share one port, as they
+	// share 443 at IoT Hub; this program serves both on its own server.
+	hb, err := https.New(https.Options{Logger: log})
+	if err != nil {
+		return errors.Join(err, h.Close())
+	}
+	ln, err := net.Listen("tcp", *httpsAddr)
+	if err != nil {
+		return errors.Join(err, h.Close())
+	}
+	srv := &http.Server{
+		Handler:           apiHandler(hb.Handler(h), service.New(h, service.Options{Logger: log})),
+		TLSConfig:         tlsConfig.Clone(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	srv.TLSConfig.ClientAuth = tls.RequestClientCert // for X.509 devices
+
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	err = greet(ctx, h, caFile, mb, ln.Addr())
+	if err == nil {
+		for p := range h.Partitions() {
+			g.Go(func() error { return logTelemetry(ctx, h, log, p) })
+		}
+		log.Info("devhub ready", "host", *host, "data", *dir)
+		<-ctx.Done()
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stop() // ends the telemetry readers when greet failed
+	err = errors.Join(err, srv.Shutdown(sctx), hb.Shutdown(sctx), g.Wait(), h.Shutdown(sctx))
+	log.Info("devhub stopped")
+	return err
+}
+
+// greet creates the demo device and the consumer group when absent, and
+// prints what a newcomer needs: the CA certificate, the connection
+// strings, the addresses and commands to try.
+func greet(ctx context.Context, h *hub.Hub, caFile string, mb *mqtt.Broker, httpsAddr net.Addr) error {
+	d, err := h.CreateDevice(ctx, auth.Device{DeviceID: demoDevice})
+	if errors.Is(err, hubkit.ErrDeviceAlreadyExists) {
+		d, err = h.GetDevice(ctx, demoDevice)
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.CreateConsumerGroup(ctx, consumerGroup); err != nil && !errors.Is(err, hub.ErrConsumerGroupExists) {
+		return err
+	}
+	owner, ok := h.Policies().Get("iothubowner")
+	if !ok {
+		return errors.New("devhub: the iothubowner policy was deleted")
+	}
+	device := auth.ConnectionString{HostName: h.HostName(), DeviceID: demoDevice, SharedAccessKey: d.Authentication.SymmetricKey.PrimaryKey}
+	svc := auth.ConnectionString{HostName: h.HostName(), SharedAccessKeyName: owner.KeyName, SharedAccessKey: owner.PrimaryKey}
+	expiry := time.Now().Add(24 * time.Hour)
+	deviceToken, err := device.Token(expiry)
+	if err != nil {
+		return err
+	}
+	serviceToken, err := svc.Token(expiry)
+	if err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(caFile); err == nil {
+		caFile = abs
+	}
+
+	host := h.HostName()
+	tlsPort, wsPort, httpsPort := port(mb.TLSAddr()), port(mb.WebSocketAddr()), port(httpsAddr)
+	fmt.Printf(`
+devhub is ready
+  CA certificate (trust it on devices): %s
+  device connection string:  %s
+  service connection string: %s
+  MQTT:         %v
+  MQTT over TLS: %s:%d
+  MQTT over WebSockets: wss://%s:%d%s
+  HTTPS device and service API: https://%s:%d
+
+Try it (the tokens below are valid for 24 hours):
+  mosquitto_pub -V mqttv311 -h %s -p %d --cafile '%s' -i %s \
+    -u '%s/%s/?api-version=2021-04-12' -P '%s' \
+    -t 'devices/%s/messages/events/' -q 1 -m '{"temperature":21.5}'
+  curl --cacert '%s' -X POST -H 'Authorization: %s' \
+    -H 'iothub-app-greeting: hello' -d 'hello device' \
+    'https://%s:%d/devices/%s/messages/devicebound?api-version=2021-04-12'
+
+`, caFile, device, svc, mb.TCPAddr(), host, tlsPort, host, wsPort, mqtt.WebSocketPath, host, httpsPort,
+		host, tlsPort, caFile, demoDevice, host, demoDevice, deviceToken, demoDevice,
+		caFile, serviceToken, host, httpsPort, demoDevice)
+	return nil
+}
+
+// port returns the port of a bound address, or 0 for none.
+func port(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
+}
+
+// logTelemetry logs every event of one partition of the built-in events
+// endpoint, as the consumer group devhub, and checkpoints what it logged so
+// that a restart goes on where it stopped. A development hub shows what
+// devices send; a production hub would not log message bodies.
+func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger, p int) error {
+	from := hub.FromCheckpoint()
+	for {
+		events, err := h.Receive(ctx, consumerGroup, p, from, 100)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			log.Info("telemetry",
+				"device_id", e.Message.System.ConnectionDeviceID,
+				"partition", p,
+				"offset", e.Offset,
+				"properties", e.Message.Properties,
+				"body", string(e.Message.Body))
+		}
+		last := events[len(events)-1].SequenceNumber
+		if err := h.Checkpoint(ctx, consumerGroup, p, last); err != nil && ctx.Err() == nil {
+			return err
+		}
+		from = hub.AtSequence(last, false)
+	}
+}
+
+// apiHandler sends the routes of the HTTPS device API to devices and every
+// other request to service.
+func apiHandler(devices, service http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isDeviceRoute(r.Method, r.URL.EscapedPath()) {
+			devices.ServeHTTP(w, r)
+			return
+		}
+		service.ServeHTTP(w, r)
+	})
+}
+
+// isDeviceRoute reports whether a request is one of the HTTPS device API:
+//
+//	POST   /devices/{id}[/modules/{module}]/messages/events
+//	GET    /devices/{id}/messages/deviceBound
+//	DELETE /devices/{id}/messages/deviceBound/{lockToken}
+//	POST   /devices/{id}/messages/deviceBound/{lockToken}/abandon
+//
+// The service API's C2D send is a POST to .../messages/deviceBound itself.
+func isDeviceRoute(method, path string) bool {
+	s := strings.Split(strings.Trim(path, "/"), "/")
+	if len(s) < 4 || !strings.EqualFold(s[0], "devices") {
+		return false
+	}
+	s = s[2:]
+	if len(s) > 2 && strings.EqualFold(s[0], "modules") {
+		s = s[2:]
+	}
+	if len(s) < 2 || !strings.EqualFold(s[0], "messages") {
+		return false
+	}
+	switch {
+	case strings.EqualFold(s[1], "events"):
+		return len(s) == 2 && method == http.MethodPost
+	case strings.EqualFold(s[1], "deviceBound"):
+		return len(s) == 2 && method == http.MethodGet ||
+			len(s) == 3 && method == http.MethodDelete ||
+			len(s) == 4 && method == http.MethodPost && strings.EqualFold(s[3], "abandon")
+	}
+	return false
+}
+
+// devCertificates returns a TLS configuration with the server certificate
+// kept in dir, and the path of the CA certificate that signed it. On first
+// run it creates both: a development CA and a certificate for host,
+// localhost, 127.0.0.1 and ::1. Delete dir to make new ones.
+func devCertificates(dir, host string) (*tls.Config, string, error) {
+	caFile := filepath.Join(dir, "ca.crt")
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
+		if err := makeCertificates(dir, host); err != nil {
+			return nil, "", fmt.Errorf("devhub: make certificates: %w", err)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("devhub: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile, nil
+}
+
+func makeCertificates(dir, host string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	root := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "hubkit development CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, root, root, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: host},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		leaf.IPAddresses = append(leaf.IPAddresses, ip)
+	} else if host != "localhost" {
+		leaf.DNSNames = append(leaf.DNSNames, host)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	// The server certificate goes last: its presence means "all made".
+	for _, f := range []struct {
+		name, typ string
+		der       []byte
+		mode      os.FileMode
+	}{
+		{"ca.crt", "CERTIFICATE", caDER, 0o644},
+		{"ca.key", "PRIVATE KEY", caKeyDER, 0o600}, // to sign more certificates, e.g. for X.509 devices
+		{"server.key", "PRIVATE KEY", keyDER, 0o600},
+		{"server.crt", "CERTIFICATE", der, 0o644},
+	} {
+		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
+		if err := os.WriteFile(filepath.Join(dir, f.name), data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
