@@ -26,13 +26,14 @@ import (
 const host = "svc.example.com"
 
 type env struct {
-	h   *hub.Hub
-	srv *httptest.Server
+	h       *hub.Hub
+	handler *service.Handler
+	srv     *httptest.Server
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	q, err := pebble.Open(t.TempDir(), pebble.Options{Logger: discard()})
 	if err != nil {
@@ -45,18 +46,19 @@ func newEnv(t *testing.T) *env {
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(errors.Join(err, h.Close(), q.Close()))
 	}
-	srv := httptest.NewServer(service.New(h, service.Options{Logger: discard()}))
+	handler := service.New(h, service.Options{Logger: discard()})
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		srv.Close()
 		if err := errors.Join(h.Close(), q.Close()); err != nil {
 			t.Error(err)
 		}
 	})
-	return &env{h: h, srv: srv}
+	return &env{h: h, handler: handler, srv: srv}
 }
 
 // token returns a SAS token of the named policy.
-func (e *env) token(t *testing.T, policy string, expiry time.Time) string {
+func (e *env) token(t testing.TB, policy string, expiry time.Time) string {
 	t.Helper()
 	p, ok := e.h.Policies().Get(policy)
 	if !ok {
