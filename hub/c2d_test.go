@@ -15,7 +15,7 @@ import (
 	"github.com/hubkit/hubkit/queue"
 )
 
-func createDevice(t *testing.T, r *rig, id string) auth.Device {
+func createDevice(t testing.TB, r *rig, id string) auth.Device {
 	t.Helper()
 	d, err := r.CreateDevice(ctxFor(t, 5*time.Second), auth.Device{DeviceID: id})
 	if err != nil {

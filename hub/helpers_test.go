@@ -31,7 +31,7 @@ type rigOptions struct {
 	config func(*hub.Config) // changes to the config, may be nil
 }
 
-func openQueue(t *testing.T, dir string, now func() time.Time) queue.DurableQueue {
+func openQueue(t testing.TB, dir string, now func() time.Time) queue.DurableQueue {
 	t.Helper()
 	q, err := pebble.Open(dir, pebble.Options{Now: now, Logger: discard()})
 	if err != nil {
@@ -41,7 +41,7 @@ func openQueue(t *testing.T, dir string, now func() time.Time) queue.DurableQueu
 }
 
 // newRig starts a hub; Cleanup closes it and its store.
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	if o.dir == "" {
 		o.dir = t.TempDir()
@@ -72,7 +72,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 }
 
 // close closes the hub and the store; it is idempotent.
-func (r *rig) close(t *testing.T) {
+func (r *rig) close(t testing.TB) {
 	t.Helper()
 	if err := r.Hub.Close(); err != nil {
 		t.Errorf("close hub: %v", err)
@@ -83,7 +83,7 @@ func (r *rig) close(t *testing.T) {
 }
 
 // ctx returns a context that ends with the test or after d.
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
