@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,14 +35,14 @@ func freePort(t *testing.T) int {
 // ports with its state in a temporary directory, so that restarting it
 // disturbs no other test. It returns the broker's URL and a function that
 // runs the script with stop, start or another command.
-func privateBroker(t *testing.T) (string, func(cmd string)) {
+func privateBroker(t *testing.T) (url, dir string, rmq func(cmd string)) {
 	t.Helper()
 	brokerURL(t) // the shared broker is up, so RabbitMQ is installed
 	script, err := filepath.Abs(filepath.Join("..", "..", ".ci", "rabbitmq.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "hubkit-rmq-")
+	dir, err = os.MkdirTemp("", "hubkit-rmq-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func privateBroker(t *testing.T) (string, func(cmd string)) {
 	env := append(os.Environ(), "RMQ_DIR="+dir, "RMQ_PORT="+strconv.Itoa(port),
 		"RMQ_DIST_PORT="+strconv.Itoa(freePort(t)), "RMQ_EPMD_PORT="+strconv.Itoa(freePort(t)),
 		"RMQ_NODE=hubkit-restart@localhost", "RMQ_START_TIMEOUT=150")
-	rmq := func(cmd string) {
+	rmq = func(cmd string) {
 		t.Helper()
 		c := exec.Command("bash", script, cmd)
 		c.Env = env
@@ -65,13 +66,43 @@ func privateBroker(t *testing.T) (string, func(cmd string)) {
 		rmq("stop")
 		os.RemoveAll(dir)
 	})
-	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d", port), rmq
+	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d", port), dir, rmq
 }
 
-// TestBrokerRestart stops and starts the broker while the delivery engine
-// feeds it a steady stream: nothing is lost and order per partition holds.
+// kill9 kills the broker's Erlang VM with SIGKILL and waits for the
+// rabbitmq-server script that ran it to exit, so that start runs a new one.
+func kill9(t *testing.T, dir string) {
+	t.Helper()
+	pid := func(name string) int {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	script := pid("server.pid")
+	if err := syscall.Kill(pid("beam.pid"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(script, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("rabbitmq-server script still running 30 s after its VM was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Log("killed the broker with SIGKILL")
+}
+
+// TestBrokerRestart stops the broker cleanly, starts it, kills it with
+// SIGKILL and starts it again, while the delivery engine feeds it a steady
+// stream from a Pebble store: nothing is lost and order per partition holds.
 func TestBrokerRestart(t *testing.T) {
-	url, rmq := privateBroker(t)
+	url, dir, rmq := privateBroker(t)
 	const address = "/amq/queue/hub-restart" // durable, declared by .ci/rmq-definitions.json
 	store, err := pebble.Open(t.TempDir(), pebble.Options{})
 	if err != nil {
@@ -136,12 +167,19 @@ func TestBrokerRestart(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitFor("200 deliveries", 20*time.Second, func() bool { return d.Metrics().Delivered >= 200 })
-	rmq("stop")
-	waitFor("unhealthy", 20*time.Second, func() bool { return d.Health().Status == endpoint.Unhealthy })
-	beforeStart := d.Metrics().Delivered
-	rmq("start")
-	waitFor("deliveries after the restart", 60*time.Second, func() bool { return d.Metrics().Delivered > beforeStart+200 })
+	for _, outage := range []struct {
+		name string
+		down func()
+	}{
+		{"clean stop", func() { rmq("stop") }},
+		{"SIGKILL", func() { kill9(t, dir) }},
+	} {
+		before := d.Metrics().Delivered
+		waitFor("200 deliveries before the "+outage.name, 30*time.Second, func() bool { return d.Metrics().Delivered >= before+200 })
+		outage.down()
+		waitFor("unhealthy after the "+outage.name, 30*time.Second, func() bool { return d.Health().Status == endpoint.Unhealthy })
+		rmq("start")
+	}
 	stopProducer()
 	total := appended
 	waitFor("every message delivered", 60*time.Second, func() bool { return d.Metrics().Delivered == uint64(total) })
