@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,8 +62,8 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]qu
 			return err
 		}
 		valid := it.First()
-		if after != "" {
-			valid = it.SeekGE(append(kvKey(after), 0)) // the first key after "after"
+		if seek := append(kvKey(after), 0); after != "" && bytes.Compare(seek, lower) > 0 {
+			valid = it.SeekGE(seek) // the first key after "after"
 		}
 		for ; valid && (limit <= 0 || len(out) < limit); valid = it.Next() {
 			out = append(out, queue.KVPair{Key: string(it.Key()[1:]), Value: append([]byte(nil), it.Value()...)})

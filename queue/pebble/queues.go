@@ -553,15 +553,29 @@ func (s *Store) Outcomes(ctx context.Context, from uint64, limit int) ([]queue.O
 		s.outMu.Unlock()
 		from = max(from, s.outFirst.Load())
 		if vis := s.outVisible.Load(); from < vis {
-			return s.readOutcomes(from, min(vis, from+uint64(limit)))
+			out, err := s.readOutcomes(from, min(vis, from+uint64(limit)))
+			if err != nil || len(out) > 0 {
+				return out, err
+			}
+			// Discarded before the new first outcome was published: look
+			// again shortly.
+			ch = nil
 		}
-		if err := s.wait(ctx, ch, 0); err != nil {
+		wait := time.Duration(0)
+		if ch == nil {
+			wait = time.Millisecond
+		}
+		if err := s.wait(ctx, ch, wait); err != nil {
 			return nil, fmt.Errorf("queue: outcomes: %w", err)
 		}
 	}
 }
 
 func (s *Store) readOutcomes(from, end uint64) ([]queue.Outcome, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
 	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: outcomeKey(nil, from), UpperBound: outcomeKey(nil, end)})
 	if err != nil {
 		return nil, fmt.Errorf("queue: outcomes: %w", err)

@@ -56,7 +56,7 @@ type Store struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu     sync.RWMutex // guards closed and sends on reqs
+	mu     sync.RWMutex // guards closed, sends on reqs and direct database reads
 	closed bool
 	reqs   chan *request
 	done   chan struct{} // closed when Close begins: wakes every waiter
@@ -471,6 +471,20 @@ func (s *Store) scan(space codec.Space, fn func(k codec.Key, v []byte) error) er
 	}
 	return it.Close()
 }
+
+// enter is called before using the database outside the committer; it
+// returns hubkit.ErrClosed once Close has begun. Until the matching leave,
+// Close waits before it closes the database.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return hubkit.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
 
 // closedErr returns hubkit.ErrClosed once Close has begun.
 func (s *Store) closedErr() error {

@@ -205,9 +205,20 @@ func (s *Store) Read(ctx context.Context, stream string, partition int, from uin
 			if uint64(limit) < end-from {
 				end = from + uint64(limit)
 			}
-			return s.readRange(p, partition, from, end, dst)
+			n := len(dst)
+			dst, err = s.readRange(p, partition, from, end, dst)
+			if err != nil || len(dst) > n {
+				return dst, err
+			}
+			// A trim removed the range and has not published the new
+			// first record yet: look again shortly.
+			ch = nil
 		}
-		if err := s.wait(ctx, ch, 0); err != nil {
+		wait := time.Duration(0)
+		if ch == nil {
+			wait = time.Millisecond
+		}
+		if err := s.wait(ctx, ch, wait); err != nil {
 			return dst, err
 		}
 	}
@@ -215,6 +226,10 @@ func (s *Store) Read(ctx context.Context, stream string, partition int, from uin
 
 // readRange appends the records [from, end) of p to dst.
 func (s *Store) readRange(p *partition, partNo int, from, end uint64, dst []queue.Record) ([]queue.Record, error) {
+	if err := s.enter(); err != nil {
+		return dst, err
+	}
+	defer s.leave()
 	var lo, hi [64]byte
 	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: p.key(lo[:0], from), UpperBound: p.key(hi[:0], end)})
 	if err != nil {
@@ -279,6 +294,10 @@ func (s *Store) SeekTime(ctx context.Context, stream string, partition int, t ti
 // satisfies ok, or hi; ok must be false then true along the partition. A
 // record trimmed meanwhile counts as not ok.
 func (s *Store) search(p *partition, lo, hi uint64, ok func(v []byte) bool) (uint64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
 	var searchErr error
 	var key []byte
 	i := sort.Search(int(hi-lo), func(i int) bool {
@@ -459,9 +478,13 @@ func (s *Store) trimPartition(ctx context.Context, p *partition, r queue.Retenti
 		cut = max(cut, c)
 	}
 	if r.MaxBytes > 0 {
+		if err := s.enter(); err != nil {
+			return err
+		}
 		last, err := s.get(p.key(nil, next-1))
+		s.leave()
 		if err != nil || len(last) < recordHeader {
-			return fmt.Errorf("queue: trim: last record: %v", err)
+			return fmt.Errorf("queue: trim: last record of %d bytes: %w", len(last), errors.Join(err, codec.ErrCorrupt))
 		}
 		total := binary.BigEndian.Uint64(last[8:]) + uint64(len(last))
 		c, err := s.search(p, first, next, func(v []byte) bool { return total-binary.BigEndian.Uint64(v[8:]) <= uint64(r.MaxBytes) })
