@@ -192,8 +192,8 @@ func (h *Hub) Start(ctx context.Context) error {
 // to Close and returns ctx.Err(). Shutdown and Close are idempotent;
 // afterwards every method returns hubkit.ErrClosed.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	if h.state.Swap(stateClosed) != stateRunning {
-		return h.Close()
+	if was := h.state.Swap(stateClosed); was != stateRunning {
+		return h.close(was)
 	}
 	done := make(chan error, 1)
 	go func() { // joined below, or abandoned only after Close has stopped all it waits for
@@ -215,9 +215,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case err := <-done:
-		return errors.Join(err, h.Close())
+		return errors.Join(err, h.close(stateRunning))
 	case <-ctx.Done():
-		h.Close()
+		h.close(stateRunning)
 		<-done
 		return ctx.Err()
 	}
@@ -227,8 +227,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // ingests with hubkit.ErrClosed, stops every goroutine and waits for them,
 // and closes the store if the hub opened it. Close is idempotent; afterwards
 // every method returns hubkit.ErrClosed.
-func (h *Hub) Close() error {
-	was := h.state.Swap(stateClosed)
+func (h *Hub) Close() error { return h.close(h.state.Swap(stateClosed)) }
+
+// close stops everything once; was is the state before closing began, so
+// that brokers never started are not closed.
+func (h *Hub) close(was int32) error {
 	h.closeOnce.Do(func() {
 		var errs []error
 		if was != stateNew {
