@@ -1,6 +1,10 @@
 package hub
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/hubkit/hubkit/endpoint"
+)
 
 // metrics are the hub's counters, read by Metrics.
 type metrics struct {
@@ -41,4 +45,20 @@ func (h *Hub) Metrics() Metrics {
 		FeedbackMessages: m.feedbackMessages.Load(),
 		Connections:      m.connections.Load(),
 	}
+}
+
+// EndpointStatus is the health and counters of one custom endpoint.
+type EndpointStatus struct {
+	Health  endpoint.Health
+	Metrics endpoint.Metrics
+}
+
+// Endpoints returns the status of each custom endpoint, in Config order,
+// once the hub started.
+func (h *Hub) Endpoints() []EndpointStatus {
+	out := make([]EndpointStatus, len(h.deliveries))
+	for i, d := range h.deliveries {
+		out[i] = EndpointStatus{Health: d.Health(), Metrics: d.Metrics()}
+	}
+	return out
 }

@@ -71,6 +71,10 @@ func TestRoutingEndpointsAndDeviceEvents(t *testing.T) {
 	} else if v, _ := m.Properties.Get("hub"); v != "testhub" {
 		t.Errorf("enrichment hub = %q", v)
 	}
+	waitFor(t, "the endpoint's metrics", func() bool {
+		eps := r.Endpoints()
+		return len(eps) == 1 && eps[0].Metrics.Delivered == 1 && eps[0].Health.Status == "healthy"
+	})
 	evs, err := r.Receive(ctx, hub.DefaultConsumerGroup, r.Partition("d1"), hub.Earliest(), 10)
 	if err != nil {
 		t.Fatal(err)

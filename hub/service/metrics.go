@@ -22,6 +22,25 @@ func (s *Handler) metrics(w http.ResponseWriter, r *http.Request, _ []string) er
 	write("hubkit_feedback_records_total", "counter", "Feedback records produced.", m.FeedbackRecords)
 	write("hubkit_feedback_messages_total", "counter", "Feedback messages produced.", m.FeedbackMessages)
 	write("hubkit_connections", "gauge", "Device and module connections open now.", m.Connections)
+	eps := s.h.Endpoints()
+	if len(eps) > 0 {
+		b.WriteString("# HELP hubkit_endpoint_delivered_total Messages a custom endpoint accepted.\n# TYPE hubkit_endpoint_delivered_total counter\n")
+		for _, e := range eps {
+			fmt.Fprintf(&b, "hubkit_endpoint_delivered_total{endpoint=%q} %d\n", e.Health.EndpointID, e.Metrics.Delivered)
+		}
+		b.WriteString("# HELP hubkit_endpoint_dropped_total Messages a custom endpoint dropped.\n# TYPE hubkit_endpoint_dropped_total counter\n")
+		for _, e := range eps {
+			var n uint64
+			for _, d := range e.Metrics.Dropped {
+				n += d
+			}
+			fmt.Fprintf(&b, "hubkit_endpoint_dropped_total{endpoint=%q} %d\n", e.Health.EndpointID, n)
+		}
+		b.WriteString("# HELP hubkit_endpoint_health A custom endpoint's health: 1 for its current status.\n# TYPE hubkit_endpoint_health gauge\n")
+		for _, e := range eps {
+			fmt.Fprintf(&b, "hubkit_endpoint_health{endpoint=%q,status=%q} 1\n", e.Health.EndpointID, e.Health.Status)
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String())) // a failed write means the client went away
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/hub/service"
 	"github.com/hubkit/hubkit/queue/pebble"
@@ -39,7 +40,9 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{HostName: host, Queue: q, Logger: discard(), FeedbackBatchSize: 1})
+	sink := endpoint.Func("sink", func(ctx context.Context, batch []*hubkit.Message) (int, error) { return len(batch), nil })
+	h, err := hub.New(hub.Config{HostName: host, Queue: q, Logger: discard(), FeedbackBatchSize: 1,
+		Endpoints: []hub.Endpoint{{Name: "sink", Endpoint: sink}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +368,8 @@ func TestEventsAndConsumerGroups(t *testing.T) {
 
 	r := e.do(t, "", "GET", "/metrics", nil)
 	if r.status != 200 || !strings.Contains(string(r.body), "\nhubkit_d2c_messages_total 3\n") ||
-		!strings.Contains(string(r.body), "# TYPE hubkit_connections gauge\n") {
+		!strings.Contains(string(r.body), "# TYPE hubkit_connections gauge\n") ||
+		!strings.Contains(string(r.body), "\nhubkit_endpoint_delivered_total{endpoint=\"sink\"} 0\n") {
 		t.Fatalf("metrics: %d %s", r.status, r.body)
 	}
 }
