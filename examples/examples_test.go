@@ -1,0 +1,317 @@
+// Package examples_test builds every example hub, runs it on loopback ports
+// and temporary directories, talks to it as devices and services do, and
+// stops it with SIGINT, checking that it exits cleanly.
+package examples_test
+
+import (
+	"bytes"
+	"fmt"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hubkit/hubkit/auth"
+)
+
+// timeout bounds every wait of these tests: builds and starts share two
+// busy cores, so it is generous.
+const timeout = 60 * time.Second
+
+// bin holds the examples built by TestMain, one binary per directory.
+var bin string
+
+// TestMain builds every example once, in one go build, before the tests.
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "hubkit-examples-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./...")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./...: %v\n%s", err, out)
+		return 1
+	}
+	bin = dir
+	return m.Run()
+}
+
+// build returns the binary of the example in directory name.
+func build(t *testing.T, name string) string {
+	t.Helper()
+	exe := filepath.Join(bin, name)
+	if _, err := os.Stat(exe); err != nil {
+		t.Fatalf("example %s was not built: %v", name, err)
+	}
+	return exe
+}
+
+// A program is a running example.
+type program struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdout, stderr buffer
+	done           chan struct{} // closed when the program has exited
+	err            error         // its exit status, once done is closed
+}
+
+// start runs exe with args in a fresh temporary working directory. The
+// program is killed at the end of the test if it still runs, and its
+// output is logged when the test failed.
+func start(t *testing.T, exe string, args ...string) *program {
+	t.Helper()
+	p := &program{t: t, cmd: exec.Command(exe, args...), done: make(chan struct{})}
+	p.cmd.Dir = t.TempDir()
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s stdout:\n%s\n%s stderr:\n%s", filepath.Base(exe), p.stdout.String(), filepath.Base(exe), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// waitFor polls out, the program's stdout or stderr, until the regular
+// expression re matches, and returns its submatches.
+func (p *program) waitFor(out *buffer, re string) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := rx.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no output matching %q within %v", re, timeout)
+		}
+		select {
+		case <-p.done:
+			if m := rx.FindStringSubmatch(out.String()); m != nil {
+				return m
+			}
+			p.t.Fatalf("exited (%v) before printing anything matching %q", p.err, re)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGINT and checks that the program exits with status 0
+// without logging an error.
+func (p *program) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("still running %v after SIGINT", timeout)
+	}
+	if p.err != nil {
+		p.t.Fatalf("exit after SIGINT: %v", p.err)
+	}
+	if strings.Contains(p.stderr.String(), "level=ERROR") {
+		p.t.Fatal("an error was logged")
+	}
+}
+
+// buffer is a bytes.Buffer safe for the writes of exec and the reads of
+// the test.
+type buffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// token returns a SAS token of a connection string, valid for an hour.
+func token(t *testing.T, connectionString string) string {
+	t.Helper()
+	cs, err := auth.ParseConnectionString(connectionString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cs.Token(time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// connect connects an MQTT device as the Azure IoT SDKs do: client id the
+// device id, username host/deviceId/?api-version=..., password a token.
+func connect(t *testing.T, broker, host, deviceID, password string, tlsConfig *tls.Config) paho.Client {
+	t.Helper()
+	opts := paho.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(deviceID).
+		SetUsername(host + "/" + deviceID + "/?api-version=2021-04-12").
+		SetPassword(password).
+		SetProtocolVersion(4).
+		SetAutoReconnect(false).
+		SetConnectTimeout(timeout).
+		SetTLSConfig(tlsConfig)
+	c := paho.NewClient(opts)
+	if err := wait(c.Connect()); err != nil {
+		t.Fatalf("connect %s to %s: %v", deviceID, broker, err)
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// publish sends telemetry at QoS 1 and waits for its PUBACK.
+func publish(t *testing.T, c paho.Client, deviceID, bag, payload string) {
+	t.Helper()
+	if err := wait(c.Publish("devices/"+deviceID+"/messages/events/"+bag, 1, false, payload)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// wait waits for a paho token until timeout.
+func wait(tok paho.Token) error {
+	if !tok.WaitTimeout(timeout) {
+		return os.ErrDeadlineExceeded
+	}
+	return tok.Error()
+}
+
+// refused reports whether an MQTT connection attempt is refused.
+func refused(broker, host, deviceID, password string) error {
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(deviceID).
+		SetUsername(host + "/" + deviceID + "/?api-version=2021-04-12").SetPassword(password).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(timeout)
+	c := paho.NewClient(opts)
+	err := wait(c.Connect())
+	if err == nil {
+		c.Disconnect(100)
+	}
+	return err
+}
+
+// trust returns a TLS client configuration that trusts the CA in caFile.
+func trust(t *testing.T, caFile string) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", caFile)
+	}
+	return &tls.Config{RootCAs: roots, ServerName: "localhost"}
+}
+
+// httpsClient returns an HTTP client that trusts the CA in caFile.
+func httpsClient(t *testing.T, caFile string) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: trust(t, caFile)}}
+}
+
+func TestMinimal(t *testing.T) {
+	exe := build(t, "minimal")
+	dir := t.TempDir()
+	p := start(t, exe, "-mqtt", "127.0.0.1:0", "-data", dir)
+	addr := p.waitFor(&p.stderr, `msg=ready mqtt=(\S+)`)[1]
+	cs := p.waitFor(&p.stdout, `device connection string: (\S+)`)[1]
+
+	c := connect(t, "tcp://"+addr, "localhost", "device-1", token(t, cs), nil)
+	publish(t, c, "device-1", "", "hello minimal")
+	p.waitFor(&p.stdout, `telemetry from device-1: hello minimal`)
+	if err := refused("tcp://"+addr, "localhost", "device-1", "SharedAccessSignature sr=localhost&sig=bad&se=9999999999"); err == nil {
+		t.Error("a bad token connected")
+	}
+	c.Disconnect(100)
+	p.stop()
+
+	// The store is in dir: a second run keeps the device and its key.
+	p = start(t, exe, "-mqtt", "127.0.0.1:0", "-data", dir)
+	if again := p.waitFor(&p.stdout, `device connection string: (\S+)`)[1]; again != cs {
+		t.Errorf("after a restart the connection string is %s, want %s", again, cs)
+	}
+	p.stop()
+}
+
+func TestCustomAuth(t *testing.T) {
+	exe := build(t, "customauth")
+	p := start(t, exe, "-mqtt", "127.0.0.1:0", "-tokens", "sensor-1=s3cret,sensor-2=hunter2")
+	broker := "tcp://" + p.waitFor(&p.stderr, `msg=ready mqtt=(\S+)`)[1]
+
+	c := connect(t, broker, "localhost", "sensor-2", "hunter2", nil)
+	publish(t, c, "sensor-2", "", "hello custom")
+	p.waitFor(&p.stdout, `telemetry from sensor-2: hello custom`)
+	for _, tc := range []struct{ name, device, password string }{
+		{"wrong secret", "sensor-1", "hunter2"},
+		{"unknown device", "sensor-3", "s3cret"},
+		{"empty secret", "sensor-1", ""},
+	} {
+		if err := refused(broker, "localhost", tc.device, tc.password); err == nil {
+			t.Errorf("%s: connected", tc.name)
+		}
+	}
+	c.Disconnect(100)
+	p.stop()
+
+	// A malformed table is refused with a clear error and status 1.
+	bad := start(t, exe, "-mqtt", "127.0.0.1:0", "-tokens", "sensor-1")
+	bad.waitFor(&bad.stderr, `level=ERROR msg="customauth stopped" err=.*is not deviceId=secret`)
+	<-bad.done
+	if code := bad.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d with a malformed -tokens, want 1", code)
+	}
+}
+
+func TestMemStore(t *testing.T) {
+	exe := build(t, "memstore")
+	p := start(t, exe, "-mqtt", "127.0.0.1:0")
+	addr := p.waitFor(&p.stderr, `msg=ready mqtt=(\S+)`)[1]
+	cs := p.waitFor(&p.stdout, `device connection string: (\S+)`)[1]
+
+	c := connect(t, "tcp://"+addr, "localhost", "device-1", token(t, cs), nil)
+	for _, body := range []string{"one", "two", "three"} {
+		publish(t, c, "device-1", "", body)
+	}
+	p.waitFor(&p.stdout, `(?s)telemetry from device-1: one\n.*telemetry from device-1: two\n.*telemetry from device-1: three\n`)
+	c.Disconnect(100)
+	p.stop()
+	if entries, err := os.ReadDir(p.cmd.Dir); err != nil || len(entries) != 0 {
+		t.Errorf("memstore wrote to its working directory: %v %v", entries, err)
+	}
+}
