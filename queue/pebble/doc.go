@@ -37,6 +37,13 @@
 // and retention binary-search the records themselves and need no second
 // index written on the append path.
 //
+// # Memory
+//
+// Open loads what the committer needs of every device-queue message (its
+// sequence number, expiry, lock and counts, not the message itself: about
+// a hundred bytes each) and the head of every stream partition, so Len,
+// MaxDepth and Receive never scan the disk. Message bodies stay in Pebble.
+//
 // # Locks
 //
 // Store.mu guards closing and the request channel; partition.mu guards a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -535,18 +536,13 @@ func nanos(t time.Time) int64 {
 	switch {
 	case t.IsZero():
 		return 0
-	case t.Before(minTime):
-		return minTime.UnixNano()
-	case t.After(maxTime):
-		return maxTime.UnixNano()
+	case t.Before(time.Unix(0, 1)):
+		return 1
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
 	}
 	return t.UnixNano()
 }
-
-var (
-	minTime = time.Unix(0, 1)
-	maxTime = time.Unix(0, 1<<63-1)
-)
 
 func fromNanos(n int64) time.Time {
 	if n == 0 {
