@@ -61,3 +61,25 @@ func ExampleDelivery() {
 	// fire
 	// <nil>
 }
+
+// A middleware that logs each batch, wrapped around a Func endpoint.
+func ExampleChain() {
+	logging := func(name string) endpoint.Middleware {
+		return func(next endpoint.Endpoint) endpoint.Endpoint {
+			return endpoint.Func(name, func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+				fmt.Printf("%s: %d messages\n", name, len(batch))
+				return next.Send(ctx, batch)
+			})
+		}
+	}
+	sink := endpoint.Func("sink", func(ctx context.Context, batch []*hubkit.Message) (int, error) {
+		return len(batch), nil
+	})
+	ep := endpoint.Chain(sink, logging("outer"), logging("inner"))
+	n, err := ep.Send(context.Background(), make([]*hubkit.Message, 3))
+	fmt.Println(n, err)
+	// Output:
+	// outer: 3 messages
+	// inner: 3 messages
+	// 3 <nil>
+}
