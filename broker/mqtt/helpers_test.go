@@ -271,3 +271,5 @@ func brokertestTokenFor(device, module string, valid time.Duration) string {
 func brokertestTokenKey(device, key string) string {
 	return brokertest.Token(testHost, device, "", key, time.Now().Add(time.Hour))
 }
+
+type bytesBuffer struct{ bytes.Buffer }
