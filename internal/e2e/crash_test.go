@@ -375,8 +375,10 @@ func verifyStore(t *testing.T, dir string, st *crashState, final bool) {
 			t.Errorf("shutdown: %v", err)
 		}
 	}()
-	if err := h.CreateConsumerGroup(ctx, verifyGroup); err != nil && !errors.Is(err, hub.ErrConsumerGroupExists) {
-		t.Fatal(err)
+	for _, g := range []string{liveGroup, verifyGroup} {
+		if err := h.CreateConsumerGroup(ctx, g); err != nil && !errors.Is(err, hub.ErrConsumerGroupExists) {
+			t.Fatal(err)
+		}
 	}
 	unlock := st.lock()
 	defer unlock()
