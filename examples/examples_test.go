@@ -5,9 +5,9 @@ package examples_test
 
 import (
 	"bytes"
-	"fmt"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -314,4 +314,95 @@ func TestMemStore(t *testing.T) {
 	if entries, err := os.ReadDir(p.cmd.Dir); err != nil || len(entries) != 0 {
 		t.Errorf("memstore wrote to its working directory: %v %v", entries, err)
 	}
+}
+
+func TestDevHub(t *testing.T) {
+	exe := build(t, "devhub")
+	data := filepath.Join(t.TempDir(), "hubdata")
+	args := []string{"-data", data, "-mqtt", "127.0.0.1:0", "-mqtts", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-https", "127.0.0.1:0"}
+	p := start(t, exe, args...)
+	p.waitFor(&p.stderr, `msg="devhub ready"`)
+	caFile := p.waitFor(&p.stdout, `CA certificate \(trust it on devices\): (\S+)`)[1]
+	deviceCS := p.waitFor(&p.stdout, `device connection string: +(\S+)`)[1]
+	serviceCS := p.waitFor(&p.stdout, `service connection string: +(\S+)`)[1]
+	tlsPort := p.waitFor(&p.stdout, `MQTT over TLS: \S+:(\d+)`)[1]
+	wsURL := p.waitFor(&p.stdout, `MQTT over WebSockets: (\S+)`)[1]
+	httpsPort := p.waitFor(&p.stdout, `HTTPS device and service API: https://\S+:(\d+)`)[1]
+	p.waitFor(&p.stdout, `(?s)mosquitto_pub .*--cafile .* -P .SharedAccessSignature sr=`)
+	p.waitFor(&p.stdout, `(?s)curl --cacert .*/devices/demo-device/messages/devicebound`)
+	if !strings.Contains(deviceCS, "DeviceId=demo-device") || !strings.Contains(serviceCS, "SharedAccessKeyName=iothubowner") {
+		t.Fatalf("connection strings %s and %s", deviceCS, serviceCS)
+	}
+	tlsConfig := trust(t, caFile)
+	deviceToken := token(t, deviceCS)
+
+	// MQTT over TLS: telemetry is logged by the devhub consumer group.
+	c := connect(t, "ssl://127.0.0.1:"+tlsPort, "localhost", "demo-device", deviceToken, tlsConfig)
+	c2d := make(chan string, 1)
+	if err := wait(c.Subscribe("devices/demo-device/messages/devicebound/#", 1, func(_ paho.Client, m paho.Message) {
+		c2d <- m.Topic() + " " + string(m.Payload())
+	})); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, c, "demo-device", "unit=celsius", `{"temperature":42.5}`)
+	p.waitFor(&p.stderr, `msg=telemetry device_id=demo-device .*unit.*celsius.* body="{\\"temperature\\":42.5}"`)
+
+	// The service API, on the HTTPS port, sends a C2D message to it.
+	api := "https://127.0.0.1:" + httpsPort
+	client := httpsClient(t, caFile)
+	req, _ := http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/devicebound?api-version=2021-04-12", strings.NewReader("hello device"))
+	req.Header.Set("Authorization", token(t, serviceCS))
+	req.Header.Set("iothub-app-greeting", "hello")
+	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("C2D through the service API: %v %v", res, err)
+	}
+	select {
+	case got := <-c2d:
+		if !strings.HasPrefix(got, "devices/demo-device/messages/devicebound/") || !strings.Contains(got, "greeting=hello") || !strings.HasSuffix(got, " hello device") {
+			t.Errorf("C2D arrived as %q", got)
+		}
+	case <-time.After(timeout):
+		t.Fatal("no C2D message arrived")
+	}
+	c.Disconnect(100)
+
+	// The HTTPS device API shares the port.
+	req, _ = http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/events?api-version=2021-04-12", strings.NewReader("sent over https"))
+	req.Header.Set("Authorization", deviceToken)
+	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("telemetry through the HTTPS device API: %v %v", res, err)
+	}
+	p.waitFor(&p.stderr, `msg=telemetry device_id=demo-device .*body="sent over https"`)
+
+	// MQTT over WebSockets with TLS.
+	ws := connect(t, strings.Replace(wsURL, "localhost", "127.0.0.1", 1), "localhost", "demo-device", deviceToken, tlsConfig)
+	publish(t, ws, "demo-device", "", "sent over websockets")
+	p.waitFor(&p.stderr, `msg=telemetry device_id=demo-device .*body="sent over websockets"`)
+	ws.Disconnect(100)
+
+	// A wrong service token is refused.
+	req, _ = http.NewRequest(http.MethodGet, api+"/devices/demo-device?api-version=2021-04-12", nil)
+	req.Header.Set("Authorization", deviceToken)
+	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("registry read with a device token: %v %v", res, err)
+	}
+	p.stop()
+	p.waitFor(&p.stderr, `msg="devhub stopped"`)
+
+	// A second run keeps the CA, the device and the policies.
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, exe, args...)
+	if again := p.waitFor(&p.stdout, `device connection string: +(\S+)`)[1]; again != deviceCS {
+		t.Errorf("after a restart the device connection string is %s, want %s", again, deviceCS)
+	}
+	if again := p.waitFor(&p.stdout, `service connection string: +(\S+)`)[1]; again != serviceCS {
+		t.Errorf("after a restart the service connection string is %s, want %s", again, serviceCS)
+	}
+	if again, err := os.ReadFile(caFile); err != nil || !bytes.Equal(again, ca) {
+		t.Errorf("the CA certificate changed on restart (%v)", err)
+	}
+	p.stop()
 }
