@@ -227,6 +227,9 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.draining.Store(true)
+	// Close connections ourselves first: mochi would send MQTT 3.1.1
+	// clients a DISCONNECT, which only MQTT 5 allows a server to send.
+	b.conns.Range(func(_, v any) bool { v.(*conn).close(errShutdown); return true })
 	_ = b.server.Close() // closes the listeners and clients; waits for mochi's client goroutines
 	b.cancel()
 	b.conns.Range(func(k, _ any) bool { b.connEnded(k.(net.Conn)); return true })
