@@ -72,7 +72,7 @@ func TestX509ClientCertificate(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	connect := func(cert tls.Certificate) (paho.Client, error) {
-		o := paho.NewClientOptions().AddBroker("ssl://"+b.TLSAddr().String()).SetClientID("x509-dev").
+		o := paho.NewClientOptions().AddBroker("ssl://" + b.TLSAddr().String()).SetClientID("x509-dev").
 			SetUsername("localhost/x509-dev/?api-version=2021-04-12").SetAutoReconnect(false).
 			SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}})
 		c := paho.NewClient(o)
