@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +217,57 @@ func TestStartWithoutQueueUsesPebbleInDir(t *testing.T) {
 		if err := h.Shutdown(ctxFor(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// stuckBroker's Shutdown waits until its ctx ends; it records its calls.
+type stuckBroker struct {
+	started, closed atomic.Int32
+}
+
+func (b *stuckBroker) Start(ctx context.Context, h broker.Hub) error { b.started.Add(1); return nil }
+func (b *stuckBroker) Disconnect(deviceID, moduleID string)          {}
+func (b *stuckBroker) Shutdown(ctx context.Context) error            { <-ctx.Done(); return ctx.Err() }
+func (b *stuckBroker) Close() error                                  { b.closed.Add(1); return nil }
+
+func TestShutdownFallsBackToCloseWhenCtxEnds(t *testing.T) {
+	b := &stuckBroker{}
+	r := newRig(t, rigOptions{config: func(c *hub.Config) { c.Brokers = []broker.Broker{b} }})
+	if b.started.Load() != 1 {
+		t.Fatalf("broker started %d times", b.started.Load())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := r.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	if b.closed.Load() == 0 {
+		t.Error("the broker was not closed")
+	}
+	if err := r.Healthy(); !errors.Is(err, hubkit.ErrClosed) {
+		t.Errorf("Healthy after Shutdown: %v", err)
+	}
+}
+
+func TestNeverStartedHub(t *testing.T) {
+	b := &stuckBroker{}
+	h, err := hub.New(hub.Config{Dir: t.TempDir(), Brokers: []broker.Broker{b}, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Healthy(); !errors.Is(err, hub.ErrNotStarted) {
+		t.Errorf("Healthy before Start: %v", err)
+	}
+	if _, err := h.SendC2D(t.Context(), "a", &hubkit.Message{}); !errors.Is(err, hub.ErrNotStarted) {
+		t.Errorf("SendC2D before Start: %v", err)
+	}
+	if err := h.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if b.closed.Load() != 0 {
+		t.Error("a broker never started was closed")
+	}
+	if err := h.Start(t.Context()); !errors.Is(err, hubkit.ErrClosed) {
+		t.Errorf("Start after Shutdown: %v", err)
 	}
 }
