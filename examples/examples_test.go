@@ -316,18 +316,53 @@ func TestMemStore(t *testing.T) {
 	}
 }
 
-func TestDevHub(t *testing.T) {
-	exe := build(t, "devhub")
-	data := filepath.Join(t.TempDir(), "hubdata")
-	args := []string{"-data", data, "-mqtt", "127.0.0.1:0", "-mqtts", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-https", "127.0.0.1:0"}
-	p := start(t, exe, args...)
+// A devhub is a running examples/devhub and what it printed.
+type devhub struct {
+	*program
+	args                        []string
+	caFile, deviceCS, serviceCS string
+	tlsPort, wsURL, httpsPort   string
+}
+
+// startDevHub runs devhub with its data in data and every listener on a
+// free loopback port.
+func startDevHub(t *testing.T, data string) *devhub {
+	t.Helper()
+	h := &devhub{args: []string{"-data", data, "-mqtt", "127.0.0.1:0", "-mqtts", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-https", "127.0.0.1:0"}}
+	p := start(t, build(t, "devhub"), h.args...)
+	h.program = p
 	p.waitFor(&p.stderr, `msg="devhub ready"`)
-	caFile := p.waitFor(&p.stdout, `CA certificate \(trust it on devices\): (\S+)`)[1]
-	deviceCS := p.waitFor(&p.stdout, `device connection string: +(\S+)`)[1]
-	serviceCS := p.waitFor(&p.stdout, `service connection string: +(\S+)`)[1]
-	tlsPort := p.waitFor(&p.stdout, `MQTT over TLS: \S+:(\d+)`)[1]
-	wsURL := p.waitFor(&p.stdout, `MQTT over WebSockets: (\S+)`)[1]
-	httpsPort := p.waitFor(&p.stdout, `HTTPS device and service API: https://\S+:(\d+)`)[1]
+	h.caFile = p.waitFor(&p.stdout, `CA certificate \(trust it on devices\): (\S+)`)[1]
+	h.deviceCS = p.waitFor(&p.stdout, `device connection string: +(\S+)`)[1]
+	h.serviceCS = p.waitFor(&p.stdout, `service connection string: +(\S+)`)[1]
+	h.tlsPort = p.waitFor(&p.stdout, `MQTT over TLS: \S+:(\d+)`)[1]
+	h.wsURL = p.waitFor(&p.stdout, `MQTT over WebSockets: (\S+)`)[1]
+	h.httpsPort = p.waitFor(&p.stdout, `HTTPS device and service API: https://\S+:(\d+)`)[1]
+	return h
+}
+
+// sendC2D sends a cloud-to-device message through devhub's service API.
+func (h *devhub) sendC2D(t *testing.T, deviceID, body string, headers ...string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "https://127.0.0.1:"+h.httpsPort+"/devices/"+deviceID+"/messages/devicebound?api-version=2021-04-12", strings.NewReader(body))
+	req.Header.Set("Authorization", token(t, h.serviceCS))
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := httpsClient(t, h.caFile).Do(req)
+	if err != nil {
+		t.Fatalf("C2D through the service API: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("C2D through the service API: %s", res.Status)
+	}
+}
+
+func TestDevHub(t *testing.T) {
+	h := startDevHub(t, filepath.Join(t.TempDir(), "hubdata"))
+	p, caFile, deviceCS, serviceCS := h.program, h.caFile, h.deviceCS, h.serviceCS
+	tlsPort, wsURL, httpsPort := h.tlsPort, h.wsURL, h.httpsPort
 	p.waitFor(&p.stdout, `(?s)mosquitto_pub .*--cafile .* -P .SharedAccessSignature sr=`)
 	p.waitFor(&p.stdout, `(?s)curl --cacert .*/devices/demo-device/messages/devicebound`)
 	if !strings.Contains(deviceCS, "DeviceId=demo-device") || !strings.Contains(serviceCS, "SharedAccessKeyName=iothubowner") {
@@ -350,12 +385,7 @@ func TestDevHub(t *testing.T) {
 	// The service API, on the HTTPS port, sends a C2D message to it.
 	api := "https://127.0.0.1:" + httpsPort
 	client := httpsClient(t, caFile)
-	req, _ := http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/devicebound?api-version=2021-04-12", strings.NewReader("hello device"))
-	req.Header.Set("Authorization", token(t, serviceCS))
-	req.Header.Set("iothub-app-greeting", "hello")
-	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
-		t.Fatalf("C2D through the service API: %v %v", res, err)
-	}
+	h.sendC2D(t, "demo-device", "hello device", "iothub-app-greeting", "hello")
 	select {
 	case got := <-c2d:
 		if !strings.HasPrefix(got, "devices/demo-device/messages/devicebound/") || !strings.Contains(got, "greeting=hello") || !strings.HasSuffix(got, " hello device") {
@@ -367,7 +397,7 @@ func TestDevHub(t *testing.T) {
 	c.Disconnect(100)
 
 	// The HTTPS device API shares the port.
-	req, _ = http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/events?api-version=2021-04-12", strings.NewReader("sent over https"))
+	req, _ := http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/events?api-version=2021-04-12", strings.NewReader("sent over https"))
 	req.Header.Set("Authorization", deviceToken)
 	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
 		t.Fatalf("telemetry through the HTTPS device API: %v %v", res, err)
@@ -394,7 +424,7 @@ func TestDevHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = start(t, exe, args...)
+	p = start(t, build(t, "devhub"), h.args...)
 	if again := p.waitFor(&p.stdout, `device connection string: +(\S+)`)[1]; again != deviceCS {
 		t.Errorf("after a restart the device connection string is %s, want %s", again, deviceCS)
 	}
@@ -405,4 +435,40 @@ func TestDevHub(t *testing.T) {
 		t.Errorf("the CA certificate changed on restart (%v)", err)
 	}
 	p.stop()
+}
+
+func TestDeviceSim(t *testing.T) {
+	h := startDevHub(t, filepath.Join(t.TempDir(), "hubdata"))
+	exe := build(t, "devicesim")
+	common := []string{"-broker", "ssl://127.0.0.1:" + h.tlsPort, "-api", "https://127.0.0.1:" + h.httpsPort, "-cafile", h.caFile}
+
+	// With the service connection string it creates its devices.
+	sim := start(t, exe, append(common, "-cs", h.serviceCS, "-n", "3", "-rate", "20", "-duration", "10m")...)
+	sim.waitFor(&sim.stderr, `msg=ready devices=3`)
+	for _, id := range []string{"sim-001", "sim-002", "sim-003"} {
+		h.waitFor(&h.stderr, `msg=telemetry device_id=`+id+` .*processingPath.*body="{\\"deviceId\\":\\"`+id+`\\",\\"seq\\":\d+,\\"temperature\\":\d+\.\d}"`)
+	}
+	h.sendC2D(t, "sim-002", "hello sim", "iothub-app-greeting", "hi")
+	sim.waitFor(&sim.stdout, `c2d to sim-002: hello sim \(.*greeting=hi.*\)`)
+	sim.stop()
+	sim.waitFor(&sim.stderr, `msg=done devices=3 sent=[1-9]\d* received=1`)
+
+	// With a device connection string it is that device, and it stops by
+	// itself after -duration.
+	sim = start(t, exe, append(common, "-cs", h.deviceCS, "-rate", "50", "-duration", "1s")...)
+	sim.waitFor(&sim.stderr, `msg=done devices=1 sent=[1-9]`)
+	<-sim.done
+	if sim.err != nil {
+		t.Errorf("devicesim -duration 1s: %v", sim.err)
+	}
+	h.waitFor(&h.stderr, `msg=telemetry device_id=demo-device .*body="{\\"deviceId\\":\\"demo-device\\"`)
+
+	// Bad flags give an error and status 1.
+	bad := start(t, exe, "-cs", "HostName=localhost;DeviceId=x")
+	bad.waitFor(&bad.stderr, `level=ERROR msg="devicesim stopped" err=.*-cs`)
+	<-bad.done
+	if code := bad.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d with a malformed -cs, want 1", code)
+	}
+	h.stop()
 }
