@@ -238,10 +238,10 @@ func ValidateC2D(m *Message) error {
 		return err
 	}
 	for _, p := range m.Properties {
-		if p.Name == "" || !isToken(p.Name) {
+		if p.Name == "" || !IsToken(p.Name) {
 			return fmt.Errorf("%w: application property name %q: only ASCII letters, digits and !#$%%&'*+-.^_`|~ are allowed", ErrArgumentInvalid, p.Name)
 		}
-		if !isToken(p.Value) {
+		if !IsToken(p.Value) {
 			return fmt.Errorf("%w: value of application property %q: only ASCII letters, digits and !#$%%&'*+-.^_`|~ are allowed", ErrArgumentInvalid, p.Name)
 		}
 	}
@@ -290,8 +290,10 @@ func isIDChar(c byte) bool {
 	return isAlnum(c) || strings.IndexByte("-:.+%_#*?!(),=@;$'", c) >= 0
 }
 
-// isToken reports whether s uses only HTTP token characters (RFC 7230).
-func isToken(s string) bool {
+// IsToken reports whether s uses only HTTP token characters (RFC 9110): the
+// characters IoT Hub allows in application property names and values of
+// HTTPS device-to-cloud messages and of every cloud-to-device message.
+func IsToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !isAlnum(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {

@@ -61,7 +61,7 @@ func setProperty(m *hubkit.Message, name, value string) (bool, error) {
 			return false, nil
 		}
 		p := name[len(appPrefix):]
-		if !isToken(p) || !isToken(value) {
+		if !hubkit.IsToken(p) || !hubkit.IsToken(value) {
 			return true, fmt.Errorf("%w: application property %q: names and values may only use ASCII letters, digits and !#$%%&'*+-.^_`|~", hubkit.ErrArgumentInvalid, p)
 		}
 		m.Properties.Set(p, value)
@@ -206,16 +206,4 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// isToken reports whether s uses only HTTP token characters (RFC 9110),
-// the characters IoT Hub allows in HTTP application property names and values.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
