@@ -227,15 +227,15 @@ func runChildOnce(t *testing.T, exe, dir string, run int, st *crashState, rng *r
 	case <-time.After(60 * time.Second):
 		t.Fatalf("run %d: the child is not ready after 60 s", run)
 	}
-	// Kill at a random moment: mostly under load, sometimes at once.
+	// Kill at a random moment: mostly after a random amount of acknowledged
+	// telemetry, sometimes as soon as the hub is ready.
 	if rng.IntN(5) != 0 {
-		poll(t, "acknowledged telemetry", func() bool {
+		want := 1 + rng.IntN(800)
+		poll(t, fmt.Sprintf("%d acknowledged messages", want), func() bool {
 			unlock := st.lock()
 			defer unlock()
-			return st.runAcks >= 50
+			return st.runAcks >= want
 		})
-		// Not a wait for a condition: this is the random moment of the kill.
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 	}
 	kill()
 	close(stop)
