@@ -8,6 +8,7 @@ package brokertest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -140,6 +141,9 @@ func (h *Hub) commit() {
 			return
 		case <-h.wake:
 		}
+		// Let the connections that are about to hand over more messages
+		// do so, so that one sync covers them too.
+		runtime.Gosched()
 		h.mu.Lock()
 		batch, h.pending = h.pending, batch[:0]
 		h.mu.Unlock()
