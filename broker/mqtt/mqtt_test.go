@@ -410,3 +410,33 @@ func TestInvalidOptions(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestWillSentAsTelemetry(t *testing.T) {
+	e := start(t, mqtt.Options{})
+	r := dial(t, e.b.TCPAddr())
+	pk := connectPacket("dev-1", username("dev-1"), token("dev-1", time.Hour), true)
+	pk.Connect.WillFlag = true
+	pk.Connect.WillTopic = "devices/dev-1/messages/events/why=gone"
+	pk.Connect.WillPayload = []byte("bye")
+	if rc := r.connect(pk); rc != 0 {
+		t.Fatalf("CONNACK %#x", rc)
+	}
+	r.c.Close() // network loss, no DISCONNECT
+	msgs, err := e.hub.Messages(ctxT(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := msgs[0].Properties.Get("iothub-MessageType"); v != "Will" || string(msgs[0].Body) != "bye" {
+		t.Errorf("will message %+v", msgs[0])
+	}
+	if v, _ := msgs[0].Properties.Get("why"); v != "gone" {
+		t.Errorf("will properties %+v", msgs[0].Properties)
+	}
+
+	// A will on another topic is refused at CONNECT.
+	r = dial(t, e.b.TCPAddr())
+	pk.Connect.WillTopic = "devices/dev-2/messages/events/"
+	if rc := r.connect(pk); rc != 0x05 {
+		t.Fatalf("CONNACK %#x, want 0x05", rc)
+	}
+}
