@@ -5,8 +5,10 @@ package examples_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	goamqp "github.com/Azure/go-amqp"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hubkit/hubkit/auth"
@@ -471,4 +474,89 @@ func TestDeviceSim(t *testing.T) {
 		t.Errorf("exit status %d with a malformed -cs, want 1", code)
 	}
 	h.stop()
+}
+
+// TestRouting needs an AMQP 1.0 broker at AMQP_TEST_URL: CI starts
+// RabbitMQ with `bash .ci/rabbitmq.sh start`.
+func TestRouting(t *testing.T) {
+	amqpURL := os.Getenv("AMQP_TEST_URL")
+	if amqpURL == "" {
+		t.Fatal("AMQP_TEST_URL is unset: start RabbitMQ with `bash .ci/rabbitmq.sh start` and set AMQP_TEST_URL=amqp://guest:guest@127.0.0.1:5672")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, err := goamqp.Dial(ctx, amqpURL, nil)
+	if err != nil {
+		t.Fatalf("AMQP broker at %s: %v", amqpURL, err)
+	}
+	defer conn.Close()
+	session, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := fmt.Sprintf("/queue/hubkit-example-%d", time.Now().UnixNano())
+	hot, err := session.NewReceiver(ctx, address, nil) // declares the queue
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	data := t.TempDir()
+	p := start(t, build(t, "routing"), "-data", data, "-mqtt", "127.0.0.1:0", "-amqp-url", amqpURL, "-amqp-address", address)
+	addr := p.waitFor(&p.stderr, `msg=ready mqtt=(\S+)`)[1]
+	cs := p.waitFor(&p.stdout, `device connection string: (\S+)`)[1]
+	c := connect(t, "tcp://"+addr, "localhost", "device-1", token(t, cs), nil)
+	const json = "$.ct=application%2Fjson&$.ce=utf-8"
+	publish(t, c, "device-1", json, `{"temperature":20}`)
+	publish(t, c, "device-1", json, `{"temperature":35}`)
+	publish(t, c, "device-1", json+"&processingPath=hot", `{"temperature":25}`)
+
+	// One device's messages keep their order on every endpoint, so what
+	// a wrong route let through would arrive before the expected message.
+	m, err := hot.Receive(ctx, nil)
+	if err != nil {
+		t.Fatalf("hot path: %v", err)
+	}
+	if got := string(m.GetData()); got != `{"temperature":25}` || m.ApplicationProperties["processingPath"] != "hot" {
+		t.Errorf("hot path got %s with properties %v", got, m.ApplicationProperties)
+	}
+	hot.AcceptMessage(ctx, m)
+
+	alert := p.waitFor(&p.stderr, `level=WARN msg=alert record=(.*)`)[1]
+	if !strings.Contains(alert, `\"Body\":{\"temperature\":35}`) || !strings.Contains(alert, `\"connectionDeviceId\":\"device-1\"`) {
+		t.Errorf("alert record %s", alert)
+	}
+
+	// The archive holds all three, as JSON lines under files/localhost/.
+	for _, body := range []string{`"Body":{"temperature":20}`, `"Body":{"temperature":35}`, `"Body":{"temperature":25}`} {
+		deadline := time.Now().Add(timeout)
+		for !strings.Contains(archived(t, filepath.Join(data, "files", "localhost")), body) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s archived within %v", body, timeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.Disconnect(100)
+	p.stop()
+	if n := strings.Count(p.stderr.String(), "msg=alert"); n != 1 {
+		t.Errorf("%d alerts, want 1", n)
+	}
+}
+
+// archived returns the contents of every file under dir.
+func archived(t *testing.T, dir string) string {
+	t.Helper()
+	var all strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all.Write(b)
+		return err
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return all.String()
 }
