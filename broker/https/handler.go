@@ -2,8 +2,6 @@ package https
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/internal/httperr"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -292,12 +291,6 @@ func (h *handler) settle(ctx context.Context, w http.ResponseWriter, r *http.Req
 	return nil
 }
 
-// errorBody is IoT Hub's JSON error body.
-type errorBody struct {
-	Message          string
-	ExceptionMessage string
-}
-
 // writeError answers err as IoT Hub does: the HTTP status of its error
 // code, the iothub-errorcode header and a JSON body.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, deviceID string, err error) {
@@ -315,13 +308,5 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, deviceID st
 	h.b.log.LogAttrs(r.Context(), level, "request refused",
 		slog.String("device_id", deviceID), slog.String("method", r.Method),
 		slog.Int("status", status), slog.Any("err", err))
-	body, _ := json.Marshal(errorBody{
-		Message:          "ErrorCode:" + e.Name + ";" + err.Error(),
-		ExceptionMessage: "Tracking ID:" + rand.Text() + "-TimeStamp:" + h.b.now().UTC().Format("01/02/2006 15:04:05"),
-	})
-	hd := w.Header()
-	hd["iothub-errorcode"] = []string{e.Name}
-	hd.Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body) // a failed write means the device went away
+	httperr.Write(w, e, err, h.b.now())
 }

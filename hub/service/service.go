@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/httperr"
 )
 
 // Options configure a [Handler]. The zero value works.
@@ -137,11 +137,6 @@ func match(pattern, segs []string) ([]string, bool) {
 }
 
 // errorBody is IoT Hub's JSON error body.
-type errorBody struct {
-	Message          string
-	ExceptionMessage string
-}
-
 // writeError answers err as IoT Hub does: the HTTP status of its error
 // code, the iothub-errorcode header and a JSON body.
 func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -156,15 +151,7 @@ func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	s.log.LogAttrs(r.Context(), level, "request refused", slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
-	body, _ := json.Marshal(errorBody{
-		Message:          "ErrorCode:" + e.Name + ";" + err.Error(),
-		ExceptionMessage: "Tracking ID:" + rand.Text() + "-TimeStamp:" + time.Now().UTC().Format("01/02/2006 15:04:05"),
-	})
-	hd := w.Header()
-	hd["iothub-errorcode"] = []string{e.Name}
-	hd.Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(body) // a failed write means the client went away
+	httperr.Write(w, e, err, time.Now())
 }
 
 // writeJSON answers v as JSON with status.

@@ -1,0 +1,34 @@
+// Package httperr writes errors the way IoT Hub answers them over HTTP, for
+// the device API (broker/https) and the service API (hub/service).
+package httperr
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/hubkit/hubkit"
+)
+
+// body is IoT Hub's JSON error body.
+type body struct {
+	Message          string
+	ExceptionMessage string
+}
+
+// Write answers err as IoT Hub does: the HTTP status of e's six-digit code,
+// an iothub-errorcode header with e's name, and the JSON body
+// {"Message":"ErrorCode:<Name>;<err>","ExceptionMessage":"Tracking ID:<id>-TimeStamp:<now>"}.
+// A failed write is ignored: it means the client went away.
+func Write(w http.ResponseWriter, e *hubkit.Error, err error, now time.Time) {
+	b, _ := json.Marshal(body{
+		Message:          "ErrorCode:" + e.Name + ";" + err.Error(),
+		ExceptionMessage: "Tracking ID:" + rand.Text() + "-TimeStamp:" + now.UTC().Format("01/02/2006 15:04:05"),
+	})
+	hd := w.Header()
+	hd["iothub-errorcode"] = []string{e.Name}
+	hd.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.HTTPStatus())
+	w.Write(b)
+}
