@@ -295,6 +295,9 @@ func devCertificates(dir, host string) (*tls.Config, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("devhub: %w", err)
 	}
+	if err := cert.Leaf.VerifyHostname(host); err != nil {
+		return nil, "", fmt.Errorf("devhub: %s: %w; delete %s to make a new one", certFile, err, dir)
+	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile, nil
 }
 
