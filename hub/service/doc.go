@@ -39,6 +39,7 @@
 //	| GET    | /messages/events/consumerGroups/{group}/partitions/{p}?...    | ServiceConnect | 200 JSON array of events (see below) |
 //	| GET    | /messages/events/consumerGroups/{group}/partitions/{p}/checkpoint | ServiceConnect | 200 {"sequenceNumber": next to read} or 404 |
 //	| POST   | /messages/events/consumerGroups/{group}/partitions/{p}/checkpoint | ServiceConnect | 204; body {"sequenceNumber": n}: events up to n are processed |
+//	| GET    | /routing/endpointsHealth                                      | ServiceConnect | 200 {"value":[{"endpointId","healthStatus","lastKnownError",...}]} per custom endpoint |
 //	| GET    | /health                                                       | none           | 200 {"status":"ok"}, or 503 when the hub is not running |
 //	| GET    | /metrics                                                      | none           | 200 Prometheus text format |
 //

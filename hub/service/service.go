@@ -13,6 +13,7 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/internal/httperr"
 )
@@ -70,6 +71,7 @@ func New(h *hub.Hub, opts Options) *Handler {
 	add("GET", "/messages/events/consumergroups/{group}/partitions/{p}", auth.ServiceConnect, s.receiveEvents)
 	add("GET", "/messages/events/consumergroups/{group}/partitions/{p}/checkpoint", auth.ServiceConnect, s.getCheckpoint)
 	add("POST", "/messages/events/consumergroups/{group}/partitions/{p}/checkpoint", auth.ServiceConnect, s.checkpoint)
+	add("GET", "/routing/endpointsHealth", auth.ServiceConnect, s.endpointsHealth)
 	add("GET", "/health", 0, s.health)
 	add("GET", "/metrics", 0, s.metrics)
 	return s
@@ -136,7 +138,6 @@ func match(pattern, segs []string) ([]string, bool) {
 	return args, true
 }
 
-// errorBody is IoT Hub's JSON error body.
 // writeError answers err as IoT Hub does: the HTTP status of its error
 // code, the iothub-errorcode header and a JSON body.
 func (s *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -199,6 +200,20 @@ func waitContext(r *http.Request, def time.Duration) (context.Context, context.C
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), d)
 	return ctx, cancel, d, nil
+}
+
+// endpointsHealth answers the health of every custom endpoint, in the
+// shape of IoT Hub's routingEndpointsHealth: {"value":[{"endpointId",
+// "healthStatus", "lastKnownError", ...}]}.
+func (s *Handler) endpointsHealth(w http.ResponseWriter, r *http.Request, _ []string) error {
+	eps := s.h.Endpoints()
+	out := struct {
+		Value []endpoint.Health `json:"value"`
+	}{Value: make([]endpoint.Health, 0, len(eps))}
+	for _, e := range eps {
+		out.Value = append(out.Value, e.Health)
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Handler) health(w http.ResponseWriter, r *http.Request, _ []string) error {

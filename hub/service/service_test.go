@@ -373,3 +373,18 @@ func TestEventsAndConsumerGroups(t *testing.T) {
 		t.Fatalf("metrics: %d %s", r.status, r.body)
 	}
 }
+
+func TestEndpointsHealth(t *testing.T) {
+	e := newEnv(t)
+	e.do(t, "registryRead", "GET", "/routing/endpointsHealth", nil).wantError(t, hubkit.ErrUnauthorized)
+	r := e.do(t, "service", "GET", "/routing/endpointsHealth", nil)
+	if r.status != 200 {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+	var got struct {
+		Value []endpoint.Health `json:"value"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Value) != 1 || got.Value[0].EndpointID != "sink" || got.Value[0].Status == "" {
+		t.Fatalf("endpoints health %s (%v)", r.body, err)
+	}
+}
