@@ -45,7 +45,11 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./...")
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./...")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build ./...: %v\n%s", err, out)
 		return 1
@@ -107,22 +111,31 @@ func start(t *testing.T, exe string, args ...string) *program {
 func (p *program) waitFor(out *buffer, re string) []string {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := rx.FindStringSubmatch(out.String()); m != nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("no output matching %q within %v", re, timeout)
-		}
+	var m []string
+	eventually(p.t, fmt.Sprintf("output matching %q", re), func() bool {
+		m = rx.FindStringSubmatch(out.String())
 		select {
 		case <-p.done:
-			if m := rx.FindStringSubmatch(out.String()); m != nil {
-				return m
+			if m == nil {
+				p.t.Fatalf("exited (%v) before printing anything matching %q", p.err, re)
 			}
-			p.t.Fatalf("exited (%v) before printing anything matching %q", p.err, re)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
+		return m != nil
+	})
+	return m
+}
+
+// eventually polls cond until it is true, and fails the test when it is
+// still false after timeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -528,13 +541,9 @@ func TestRouting(t *testing.T) {
 
 	// The archive holds all three, as JSON lines under files/localhost/.
 	for _, body := range []string{`"Body":{"temperature":20}`, `"Body":{"temperature":35}`, `"Body":{"temperature":25}`} {
-		deadline := time.Now().Add(timeout)
-		for !strings.Contains(archived(t, filepath.Join(data, "files", "localhost")), body) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s archived within %v", body, timeout)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(t, body+" archived", func() bool {
+			return strings.Contains(archived(t, filepath.Join(data, "files", "localhost")), body)
+		})
 	}
 	c.Disconnect(100)
 	p.stop()
