@@ -133,7 +133,6 @@ func run(log *slog.Logger) error {
 
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stop() // ends the telemetry readers when greet failed
 	err = errors.Join(err, srv.Shutdown(sctx), hb.Shutdown(sctx), g.Wait(), h.Shutdown(sctx))
 	log.Info("devhub stopped")
 	return err
@@ -221,11 +220,16 @@ func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger, p int) erro
 			return err
 		}
 		for _, e := range events {
+			props := make([]any, len(e.Message.Properties))
+			for i, p := range e.Message.Properties {
+				props[i] = slog.String(p.Name, p.Value)
+			}
 			log.Info("telemetry",
 				"device_id", e.Message.System.ConnectionDeviceID,
 				"partition", p,
 				"offset", e.Offset,
-				"properties", e.Message.Properties,
+				"content_type", e.Message.System.ContentType,
+				slog.Group("properties", props...),
 				"body", string(e.Message.Body))
 		}
 		last := events[len(events)-1].SequenceNumber
