@@ -56,6 +56,7 @@ func main() {
 		log.Error("devhub stopped", "err", err)
 		os.Exit(1)
 	}
+	log.Info("devhub stopped")
 }
 
 func run(log *slog.Logger) error {
@@ -115,7 +116,8 @@ func run(log *slog.Logger) error {
 	}
 	srv.TLSConfig.ClientAuth = tls.RequestClientCert // for X.509 devices
 
-	var g errgroup.Group
+	// A failed server or telemetry reader stops the program as a signal does.
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -125,17 +127,15 @@ func run(log *slog.Logger) error {
 	err = greet(ctx, h, caFile, mb, ln.Addr())
 	if err == nil {
 		for p := range h.Partitions() {
-			g.Go(func() error { return logTelemetry(ctx, h, log, p) })
+			g.Go(func() error { return logTelemetry(gctx, h, log, p) })
 		}
 		log.Info("devhub ready", "host", *host, "data", *dir)
-		<-ctx.Done()
+		<-gctx.Done()
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = errors.Join(err, srv.Shutdown(sctx), hb.Shutdown(sctx), g.Wait(), h.Shutdown(sctx))
-	log.Info("devhub stopped")
-	return err
+	return errors.Join(err, srv.Shutdown(sctx), hb.Shutdown(sctx), g.Wait(), h.Shutdown(sctx))
 }
 
 // greet creates the demo device and the consumer group when absent, and
