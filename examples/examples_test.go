@@ -469,6 +469,17 @@ func TestDeviceSim(t *testing.T) {
 	sim.stop()
 	sim.waitFor(&sim.stderr, `msg=done devices=3 sent=[1-9]\d* received=1`)
 
+	// Tokens signed by the policy's key act for the existing devices.
+	sim = start(t, exe, append(common, "-cs", h.serviceCS, "-n", "2", "-register=false", "-rate", "50", "-duration", "1s")...)
+	sim.waitFor(&sim.stderr, `msg=done devices=2 sent=[1-9]`)
+	<-sim.done
+	if sim.err != nil {
+		t.Errorf("devicesim -register=false: %v", sim.err)
+	}
+	if !strings.Contains(sim.stderr.String(), "msg=connected device_id=sim-002") {
+		t.Error("sim-002 did not connect with a policy-signed token")
+	}
+
 	// With a device connection string it is that device, and it stops by
 	// itself after -duration.
 	sim = start(t, exe, append(common, "-cs", h.deviceCS, "-rate", "50", "-duration", "1s")...)

@@ -6,8 +6,11 @@
 //
 // Given a service connection string whose policy may write the registry
 // (iothubowner), it creates the devices sim-001 ... sim-N through the
-// service REST API, or reads them when they exist; given a device
-// connection string, it simulates that one device.
+// service REST API, or reads them when they exist, and uses their keys.
+// With -register=false it signs the devices' tokens with the policy key
+// instead, which needs a policy with DeviceConnect (device, iothubowner)
+// and devices that exist. Given a device connection string, it simulates
+// that one device.
 //
 //	go run ./examples/devicesim -cs 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=...' \
 //	  -cafile hubdata/certs/ca.crt -n 10 -rate 2 -duration 1m
@@ -57,6 +60,7 @@ func run(log *slog.Logger) error {
 	caFile := flag.String("cafile", "", "PEM file of the CA to trust, e.g. devhub's hubdata/certs/ca.crt; empty means the system's")
 	rate := flag.Float64("rate", 1, "telemetry messages per second per device")
 	duration := flag.Duration("duration", time.Minute, "how long to run")
+	register := flag.Bool("register", true, "with a service connection string, create or read the devices through the service API; false signs their tokens with the policy key")
 	flag.Parse()
 
 	conn, err := auth.ParseConnectionString(*cs)
@@ -90,7 +94,14 @@ func run(log *slog.Logger) error {
 	defer cancel()
 
 	devices := []auth.ConnectionString{conn}
-	if conn.DeviceID == "" {
+	if conn.DeviceID == "" && !*register {
+		devices = devices[:0]
+		for i := 1; i <= *n; i++ {
+			d := conn // a token for the device's resource, signed by the policy
+			d.DeviceID = fmt.Sprintf("sim-%03d", i)
+			devices = append(devices, d)
+		}
+	} else if conn.DeviceID == "" {
 		api := &registry{base: *apiURL, conn: conn, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}}
 		devices = devices[:0]
 		for i := 1; i <= *n; i++ {
