@@ -2,17 +2,10 @@ package https_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +18,7 @@ import (
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/https"
+	"github.com/hubkit/hubkit/internal/devcert"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/pebble"
 )
@@ -46,77 +40,41 @@ func token(deviceID, key string) string {
 // testPKI is a CA the test generates, a server certificate for 127.0.0.1
 // and localhost, and client certificates it signs on demand.
 type testPKI struct {
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	pool   *x509.CertPool
+	*devcert.CA
 	caFile string // PEM of the CA, for NODE_EXTRA_CA_CERTS
 	server tls.Certificate
 }
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := devcert.NewCA("hubkit test CA", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "hubkit test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
-	if err != nil {
+	p := &testPKI{CA: ca, caFile: filepath.Join(t.TempDir(), "ca.pem")}
+	if err := os.WriteFile(p.caFile, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
+	if p.server, err = ca.Server("localhost", "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	p := &testPKI{ca: ca, caKey: caKey, pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.server = p.issue(t, "localhost", x509.ExtKeyUsageServerAuth)
 	return p
 }
 
-// issue signs a certificate for cn with the CA.
-func (p *testPKI) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) tls.Certificate {
+// clientCert signs a client certificate for cn with the CA.
+func (p *testPKI) clientCert(t testing.TB, cn string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := p.Client(cn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if usage == x509.ExtKeyUsageServerAuth {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }
 
 // client returns an HTTP/1.1 client that trusts the test CA, with the
 // given client certificates.
 func (p *testPKI) client(t testing.TB, certs ...tls.Certificate) *http.Client {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool, Certificates: certs}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool(), Certificates: certs}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
@@ -250,7 +208,7 @@ func newHubOn(t testing.TB, p *testPKI, q queue.DurableQueue, c *clock) *realHub
 			t.Fatal(err)
 		}
 	}
-	a, err := auth.New(auth.Config{Registry: reg, HostName: host, CACertificates: []*x509.Certificate{p.ca}})
+	a, err := auth.New(auth.Config{Registry: reg, HostName: host, CACertificates: []*x509.Certificate{p.Cert}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -357,7 +356,7 @@ func TestX509(t *testing.T) {
 	p := newPKI(t)
 	h := newRealHub(t, p)
 	_, base := startBroker(t, p, h)
-	c := p.client(t, p.issue(t, "cert-dev", x509.ExtKeyUsageClientAuth))
+	c := p.client(t, p.clientCert(t, "cert-dev"))
 	res, body := do(t, c, "POST", base+"/devices/cert-dev/messages/events"+apiVersion, strings.NewReader("x"), nil)
 	if res.StatusCode != 204 {
 		t.Fatalf("send with a client certificate: status %d body %s", res.StatusCode, body)
