@@ -130,15 +130,14 @@ func (f *feedback) run() error {
 	consumed := f.next // the journal position after the last outcome taken
 	var timer <-chan time.Time
 	flush := func(n int) bool {
-		if err := f.flush(pending[:n], log); err != nil {
+		next := consumed // the journal cursor once pending[:n] is sent
+		if n < len(pending) {
+			next = pending[n].seq
+		}
+		if err := f.flush(pending[:n], next, log); err != nil {
 			return false
 		}
 		pending = append(pending[:0], pending[n:]...)
-		next := consumed
-		if len(pending) > 0 {
-			next = pending[0].seq
-		}
-		f.commit(next, log)
 		timer = nil
 		if len(pending) > 0 {
 			timer = h.cfg.clock.After(h.cfg.FeedbackBatchDelay)
@@ -199,9 +198,11 @@ func recordOf(o queue.Outcome) (FeedbackRecord, bool) {
 }
 
 // flush enqueues one feedback message with the records whose device still
-// exists in the generation the message was sent to. It retries until the
-// hub closes, and then returns an error.
-func (f *feedback) flush(recs []pendingRecord, log *slog.Logger) error {
+// exists in the generation the message was sent to, and moves the journal
+// cursor to next in the same atomic write: a crash then either keeps both
+// or neither, so no record is sent twice or lost. It retries until the hub
+// closes, and then returns an error.
+func (f *feedback) flush(recs []pendingRecord, next uint64, log *slog.Logger) error {
 	h := f.h
 	out := make([]FeedbackRecord, 0, len(recs))
 	for _, p := range recs {
@@ -213,6 +214,7 @@ func (f *feedback) flush(recs []pendingRecord, log *slog.Logger) error {
 		out = append(out, p.rec)
 	}
 	if len(out) == 0 {
+		f.commit(next, log)
 		return nil
 	}
 	body, err := json.Marshal(out)
@@ -227,10 +229,11 @@ func (f *feedback) flush(recs []pendingRecord, log *slog.Logger) error {
 		ContentEncoding: "utf-8",
 		ExpiryTime:      h.cfg.clock.Now().Add(h.cfg.FeedbackTTL).UTC(),
 	}}
-	opts := queue.EnqueueOptions{MaxDeliveryCount: uint32(h.cfg.FeedbackMaxDeliveryCount)}
+	opts := queue.EnqueueOptions{MaxDeliveryCount: uint32(h.cfg.FeedbackMaxDeliveryCount), CommitOutcomes: next}
 	for {
 		_, err := h.q.Enqueue(h.ctx, FeedbackQueue, m, opts)
 		if err == nil {
+			f.next = max(f.next, next)
 			h.metrics.feedbackRecords.Add(int64(len(out)))
 			h.metrics.feedbackMessages.Add(1)
 			return nil
@@ -247,9 +250,9 @@ func (f *feedback) flush(recs []pendingRecord, log *slog.Logger) error {
 	}
 }
 
-// commit moves the journal cursor to next. A failed commit is only logged:
-// the outcomes are read again after a restart, which duplicates feedback
-// but loses none.
+// commit moves the journal cursor to next past outcomes that give no
+// feedback. A failed commit is only logged: those outcomes are read again
+// after a restart, and again give none.
 func (f *feedback) commit(next uint64, log *slog.Logger) {
 	if next <= f.next {
 		return

@@ -174,6 +174,14 @@ type EnqueueOptions struct {
 	// Journal records the message's terminal outcome in the outcome
 	// journal (see [DeviceQueues.Outcomes]).
 	Journal bool
+	// CommitOutcomes, when non-zero, makes the same atomic write that
+	// stores the message also move the outcome journal cursor to this
+	// value, as [DeviceQueues.CommitOutcomes] does; it never moves
+	// backwards. A refused Enqueue (an error, ErrQueueFull included) does
+	// not move it. The hub enqueues each feedback message with the cursor
+	// past the outcomes it reports, so that a crash can neither lose nor
+	// repeat them.
+	CommitOutcomes uint64
 }
 
 // ReceiveOptions are the settings of [DeviceQueues.Receive].

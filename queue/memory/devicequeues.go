@@ -45,6 +45,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg *hubkit.Message, o
 	it.msg.System.DeliveryCount = 0
 	q.next++
 	q.items = append(q.items, it)
+	s.commitOutcomesLocked(opts.CommitOutcomes)
 	s.changedLocked()
 	return it.msg.System.SequenceNumber, nil
 }
@@ -276,14 +277,20 @@ func (s *Store) CommitOutcomes(ctx context.Context, next uint64) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	s.commitOutcomesLocked(next)
+	return nil
+}
+
+// commitOutcomesLocked moves the journal cursor to next, unless it is
+// there already, and discards the outcomes before it.
+func (s *Store) commitOutcomesLocked(next uint64) {
 	if next <= s.jcursor {
-		return nil
+		return
 	}
 	s.jcursor = next
 	drop := min(next-s.jfirst, uint64(len(s.journal)))
 	s.journal = slices.Delete(s.journal, 0, int(drop))
 	s.jfirst += drop
-	return nil
 }
 
 // OutcomesCursor implements [queue.DeviceQueues.OutcomesCursor].

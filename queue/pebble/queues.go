@@ -163,6 +163,9 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg *hubkit.Message, o
 		if opts.MaxDepth > 0 && len(q.msgs) >= opts.MaxDepth {
 			return queue.ErrQueueFull
 		}
+		if err := s.commitOutcomesLocked(cc, opts.CommitOutcomes); err != nil {
+			return err
+		}
 		seq = q.next
 		qm := &qmsg{seq: seq, expiry: nanos(m.System.ExpiryTime), maxDelivery: opts.MaxDeliveryCount, journal: opts.Journal}
 		m.System.SequenceNumber, m.System.EnqueuedTime, m.System.DeliveryCount = seq, fromNanos(nanos(now)), 0
@@ -614,23 +617,28 @@ func decodeOutcome(key, v []byte) (queue.Outcome, error) {
 // CommitOutcomes implements [queue.DeviceQueues]. Outcomes before next are
 // deleted in the same batch.
 func (s *Store) CommitOutcomes(ctx context.Context, next uint64) error {
-	err := s.do(ctx, func(cc *commitCtx) error {
-		if next <= s.outCursor {
-			return nil
-		}
-		s.outCursor = next
-		_ = cc.b.Set(metaKey(metaOutcomeCursor), binary.BigEndian.AppendUint64(nil, next), nil)
-		if del := min(next, s.outNext); del > s.outDel {
-			if err := cc.b.DeleteRange(outcomeKey(nil, s.outDel), outcomeKey(nil, del), nil); err != nil {
-				return err
-			}
-			s.outDel = del
-		}
-		return nil
-	})
+	err := s.do(ctx, func(cc *commitCtx) error { return s.commitOutcomesLocked(cc, next) })
 	if err != nil {
 		return fmt.Errorf("queue: commit outcomes: %w", err)
 	}
+	return nil
+}
+
+// commitOutcomesLocked moves the outcomes cursor to next, unless it is
+// there already, and deletes the outcomes before it, in the batch being
+// built.
+func (s *Store) commitOutcomesLocked(cc *commitCtx, next uint64) error {
+	if next <= s.outCursor {
+		return nil
+	}
+	if del := min(next, s.outNext); del > s.outDel {
+		if err := cc.b.DeleteRange(outcomeKey(nil, s.outDel), outcomeKey(nil, del), nil); err != nil {
+			return err
+		}
+		s.outDel = del
+	}
+	s.outCursor = next
+	_ = cc.b.Set(metaKey(metaOutcomeCursor), binary.BigEndian.AppendUint64(nil, next), nil)
 	return nil
 }
 

@@ -30,6 +30,7 @@ func testDeviceQueues(t *testing.T, h Harness) {
 		{name: "EachMessageHasOneOutcome", run: testOneOutcome},
 		{name: "OutcomesWaitAndEndWithContext", run: testOutcomesWait},
 		{name: "OutcomesCursorNeverMovesBackwards", run: testOutcomesCursor},
+		{name: "EnqueueMovesTheOutcomesCursorAtomically", run: testEnqueueCommitsOutcomes},
 		{name: "Purge", run: testPurge},
 		{name: "LenAndPeek", run: testLenPeek},
 		{name: "ReceiveWaitsForEnqueue", run: testReceiveWaits},
@@ -575,6 +576,63 @@ func testOutcomesCursor(t *testing.T, e *env) {
 	rest := outcomes(t, e, next, 2)
 	if len(rest) != 2 || rest[0].Seq != next || rest[1].Seq != all[3].Seq {
 		t.Errorf("%s: outcomes from the cursor on are %v, want the last two", rule, rest)
+	}
+}
+
+func testEnqueueCommitsOutcomes(t *testing.T, e *env) {
+	const rule = "Enqueue with CommitOutcomes moves the outcomes cursor with the message, never backwards, and not at all when refused"
+	for i := range 3 {
+		enqueue(t, e, "d", fmt.Sprint(i), journal)
+	}
+	if _, err := e.q.Purge(e.ctx, "d"); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	all := outcomes(t, e, 0, 3)
+	cursor := func() uint64 {
+		t.Helper()
+		c, err := e.q.OutcomesCursor(e.ctx)
+		if err != nil {
+			t.Fatalf("OutcomesCursor: %v", err)
+		}
+		return c
+	}
+	opts := queue.EnqueueOptions{MaxDepth: 2}
+	steps := []struct {
+		name   string
+		commit uint64
+		full   bool // the queue is full: Enqueue must refuse
+		want   uint64
+	}{
+		{"moves it", all[1].Seq + 1, false, all[1].Seq + 1},
+		{"zero leaves it", 0, false, all[1].Seq + 1},
+		{"refused leaves it", all[2].Seq + 1, true, all[1].Seq + 1},
+		{"lower leaves it", all[0].Seq + 1, true, all[1].Seq + 1},
+	}
+	for i, s := range steps {
+		opts.CommitOutcomes = s.commit
+		_, err := e.q.Enqueue(e.ctx, "fb", msg(fmt.Sprint(i)), opts)
+		switch {
+		case s.full && !errors.Is(err, queue.ErrQueueFull):
+			t.Fatalf("%s: Enqueue to a full queue returned %v, want queue.ErrQueueFull", rule, err)
+		case !s.full && err != nil:
+			t.Fatalf("%s: Enqueue: %v", rule, err)
+		}
+		if c := cursor(); c != s.want {
+			t.Errorf("%s: %s: OutcomesCursor = %d, want %d", rule, s.name, c, s.want)
+		}
+	}
+	if n := qlen(t, e, "fb"); n != 2 {
+		t.Errorf("%s: Len = %d, want the 2 accepted messages", rule, n)
+	}
+	if rest := outcomes(t, e, all[1].Seq+1, 1); rest[0].Seq != all[2].Seq {
+		t.Errorf("%s: the outcome after the cursor is %d, want %d", rule, rest[0].Seq, all[2].Seq)
+	}
+	if !e.h.Persistent {
+		return
+	}
+	e.reopen(t)
+	if c, n := cursor(), qlen(t, e, "fb"); c != all[1].Seq+1 || n != 2 {
+		t.Errorf("%s: after reopening OutcomesCursor = %d and Len = %d, want %d and 2", rule, c, n, all[1].Seq+1)
 	}
 }
 
