@@ -17,7 +17,7 @@ echo "== AMQP 1.0 broker"
 if [ -f .ci/rabbitmq.sh ]; then
   bash .ci/rabbitmq.sh start
   trap 'bash .ci/rabbitmq.sh stop' EXIT
-  export AMQP_TEST_URL=${AMQP_TEST_URL:-amqp://guest:guest@127.0.0.1:5672}
+  export AMQP_TEST_URL=${AMQP_TEST_URL:-amqp://guest:guest@127.0.0.1:${RMQ_PORT:-5672}}
 fi
 
 echo "== gofmt, go vet"
