@@ -137,7 +137,8 @@ type Streams interface {
 	// ends or the store closes. Records before the partition's first
 	// retained record are skipped. The returned messages share no memory
 	// with the store; dst's existing elements may be reused to save
-	// allocations.
+	// allocations. A max below 1 gives an error wrapping
+	// hubkit.ErrArgumentInvalid.
 	Read(ctx context.Context, stream string, partition int, from uint64, max int, dst []Record) ([]Record, error)
 
 	// Bounds returns the sequence number of the first retained record of
@@ -303,7 +304,8 @@ type DeviceQueues interface {
 	Len(ctx context.Context, queue string) (int, error)
 
 	// Peek returns up to max messages of the queue in order without
-	// locking them, locked ones included, expired ones not.
+	// locking them, locked ones included, expired ones not. A max below 1
+	// gives an error wrapping hubkit.ErrArgumentInvalid.
 	Peek(ctx context.Context, queue string, max int) ([]hubkit.Message, error)
 
 	// Expire dead-letters every message whose expiry time has passed
@@ -314,7 +316,8 @@ type DeviceQueues interface {
 	// Outcomes returns up to max journal outcomes from sequence from on,
 	// waiting like Streams.Read until one exists. Each terminal transition
 	// of a journaled message appends exactly one outcome, in the same
-	// atomic write as the transition itself.
+	// atomic write as the transition itself. A max below 1 gives an error
+	// wrapping hubkit.ErrArgumentInvalid.
 	Outcomes(ctx context.Context, from uint64, max int) ([]Outcome, error)
 
 	// CommitOutcomes durably records that outcomes before next were
@@ -347,6 +350,8 @@ type KV interface {
 	// Write applies ops atomically and durably, in order.
 	Write(ctx context.Context, ops ...KVOp) error
 	// List returns up to limit pairs whose keys start with prefix and sort
-	// after the key after (use "" to start), in key order.
+	// after the key after (use "" to start), in key order. A limit below 1
+	// gives an error wrapping hubkit.ErrArgumentInvalid: there is no "all",
+	// so page with after.
 	List(ctx context.Context, prefix, after string, limit int) ([]KVPair, error)
 }

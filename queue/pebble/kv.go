@@ -51,8 +51,11 @@ func (s *Store) Write(ctx context.Context, ops ...queue.KVOp) error {
 	return nil
 }
 
-// List implements [queue.KV]. A limit of zero or less means no limit.
+// List implements [queue.KV].
 func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]queue.KVPair, error) {
+	if limit < 1 {
+		return nil, argError("list limit %d is not positive", limit)
+	}
 	var out []queue.KVPair
 	err := s.do(ctx, func(*commitCtx) error {
 		lower := kvKey(prefix)
@@ -65,7 +68,7 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]qu
 		if seek := append(kvKey(after), 0); after != "" && bytes.Compare(seek, lower) > 0 {
 			valid = it.SeekGE(seek) // the first key after "after"
 		}
-		for ; valid && (limit <= 0 || len(out) < limit); valid = it.Next() {
+		for ; valid && len(out) < limit; valid = it.Next() {
 			out = append(out, queue.KVPair{Key: string(it.Key()[1:]), Value: append([]byte(nil), it.Value()...)})
 		}
 		return it.Close()

@@ -466,6 +466,9 @@ func (s *Store) Peek(ctx context.Context, name string, limit int) ([]hubkit.Mess
 	if err := checkQueue(name); err != nil {
 		return nil, err
 	}
+	if limit < 1 {
+		return nil, argError("peek limit %d is not positive", limit)
+	}
 	var out []hubkit.Message
 	err := s.do(ctx, func(cc *commitCtx) error {
 		q := s.queues[name]

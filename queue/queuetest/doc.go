@@ -37,9 +37,8 @@
 //
 //   - Times may be kept at millisecond precision.
 //   - Bad input gives an error, never a panic: a negative partition, a nil
-//     message, an empty queue name, a Lock that is not positive, a Read or
-//     Outcomes with max below 1. An Append that fails stores none of its
-//     entries.
+//     message, an empty queue name, a Lock that is not positive. An Append
+//     that fails stores none of its entries.
 //   - A queue's sequence numbers keep increasing after it empties or is
 //     purged, and a partition's after retention removed all its records.
 //   - The journal's sequence numbers need not start at 0.

@@ -83,6 +83,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Streams", func(t *testing.T) { testStreams(t, h) })
 	t.Run("DeviceQueues", func(t *testing.T) { testDeviceQueues(t, h) })
 	t.Run("KV", func(t *testing.T) { testKV(t, h) })
+	t.Run("Limits", func(t *testing.T) { testLimits(t, h) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, h) })
 }
 
