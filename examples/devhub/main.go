@@ -12,19 +12,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +37,7 @@ import (
 	"github.com/hubkit/hubkit/broker/mqtt"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/hub/service"
+	"github.com/hubkit/hubkit/internal/devcert"
 )
 
 const (
@@ -64,8 +59,8 @@ func run(log *slog.Logger) error {
 	dir := flag.String("data", "hubdata", "directory of the store and the certificates")
 	mqttAddr := flag.String("mqtt", "127.0.0.1:1883", "plain MQTT address (empty for none)")
 	mqttsAddr := flag.String("mqtts", "127.0.0.1:8883", "MQTT over TLS address")
-	wsAddr := flag.String("ws", "127.0.0.1:8443", "MQTT over WebSockets (TLS) address")
-	httpsAddr := flag.String("https", "127.0.0.1:9443", "HTTPS address of the device API and the service API")
+	wsAddr := flag.String("ws", "127.0.0.1:9443", "MQTT over WebSockets (TLS) address")
+	httpsAddr := flag.String("https", "127.0.0.1:8443", "HTTPS address of the device API and the service API")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -152,9 +147,10 @@ func greet(ctx context.Context, h *hub.Hub, caFile string, mb *mqtt.Broker, http
 	if err := h.CreateConsumerGroup(ctx, consumerGroup); err != nil && !errors.Is(err, hub.ErrConsumerGroupExists) {
 		return err
 	}
-	owner, ok := h.Policies().Get("iothubowner")
-	if !ok {
-		return errors.New("devhub: the iothubowner policy was deleted")
+	owner, ok1 := h.Policies().Get("iothubowner")
+	sender, ok2 := h.Policies().Get("service") // ServiceConnect only: enough for C2D
+	if !ok1 || !ok2 {
+		return errors.New("devhub: the iothubowner or service policy was deleted")
 	}
 	device := auth.ConnectionString{HostName: h.HostName(), DeviceID: demoDevice, SharedAccessKey: d.Authentication.SymmetricKey.PrimaryKey}
 	svc := auth.ConnectionString{HostName: h.HostName(), SharedAccessKeyName: owner.KeyName, SharedAccessKey: owner.PrimaryKey}
@@ -163,7 +159,7 @@ func greet(ctx context.Context, h *hub.Hub, caFile string, mb *mqtt.Broker, http
 	if err != nil {
 		return err
 	}
-	serviceToken, err := svc.Token(expiry)
+	serviceToken, err := auth.ConnectionString{HostName: h.HostName(), SharedAccessKeyName: sender.KeyName, SharedAccessKey: sender.PrimaryKey}.Token(expiry)
 	if err != nil {
 		return err
 	}
@@ -283,105 +279,53 @@ func isDeviceRoute(method, path string) bool {
 	return false
 }
 
-// devCertificates returns a TLS configuration with the server certificate
-// kept in dir, and the path of the CA certificate that signed it. On first
-// run it creates both: a development CA and a certificate for host,
-// localhost, 127.0.0.1 and ::1. Delete dir to make new ones.
+// devCertificates returns a TLS configuration for host, and the path of
+// the CA certificate devices trust. The development CA is made on first
+// run and kept in dir (ca.pem, and ca.key to sign more certificates, e.g.
+// for X.509 devices). The server certificate is issued from it at every
+// start, for host, localhost, 127.0.0.1 and ::1, so that a new -host needs
+// nothing deleted; devices trust the CA, never the server certificate.
 func devCertificates(dir, host string) (*tls.Config, string, error) {
-	caFile := filepath.Join(dir, "ca.crt")
-	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
-		if err := makeCertificates(dir, host); err != nil {
-			return nil, "", fmt.Errorf("devhub: make certificates: %w", err)
-		}
+	caFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	certPEM, err := os.ReadFile(caFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		certPEM, err = newCA(dir, caFile, keyFile)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, "", fmt.Errorf("devhub: %w", err)
 	}
-	if err := cert.Leaf.VerifyHostname(host); err != nil {
-		return nil, "", fmt.Errorf("devhub: %s: %w; delete %s to make a new one", certFile, err, dir)
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("devhub: %w", err)
+	}
+	ca, err := devcert.Load(certPEM, keyPEM)
+	if err != nil {
+		return nil, "", fmt.Errorf("devhub: %s: %w", caFile, err)
+	}
+	cert, err := ca.Issue(host, x509.ExtKeyUsageServerAuth, 365*24*time.Hour, host, "localhost", "127.0.0.1", "::1")
+	if err != nil {
+		return nil, "", fmt.Errorf("devhub: server certificate for %q: %w", host, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile, nil
 }
 
-func makeCertificates(dir, host string) error {
+// newCA makes the development CA, writes it to caFile and keyFile and
+// returns its certificate.
+func newCA(dir, caFile, keyFile string) ([]byte, error) {
+	ca, err := devcert.NewCA("hubkit development CA", 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
+	// The certificate goes last: its presence means "made".
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
 	}
-	root := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "hubkit development CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, root, root, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: host},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		leaf.IPAddresses = append(leaf.IPAddresses, ip)
-	} else if host != "localhost" {
-		leaf.DNSNames = append(leaf.DNSNames, host)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	// The server certificate goes last: its presence means "all made".
-	for _, f := range []struct {
-		name, typ string
-		der       []byte
-		mode      os.FileMode
-	}{
-		{"ca.crt", "CERTIFICATE", caDER, 0o644},
-		{"ca.key", "PRIVATE KEY", caKeyDER, 0o600}, // to sign more certificates, e.g. for X.509 devices
-		{"server.key", "PRIVATE KEY", keyDER, 0o600},
-		{"server.crt", "CERTIFICATE", der, 0o644},
-	} {
-		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(filepath.Join(dir, f.name), data, f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
+	return ca.CertPEM(), os.WriteFile(caFile, ca.CertPEM(), 0o644)
 }

@@ -13,7 +13,7 @@
 // that one device.
 //
 //	go run ./examples/devicesim -cs 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=...' \
-//	  -cafile hubdata/certs/ca.crt -n 10 -rate 2 -duration 1m
+//	  -cafile hubdata/certs/ca.pem -n 10 -rate 2 -duration 1m
 package main
 
 import (
@@ -56,8 +56,8 @@ func run(log *slog.Logger) error {
 	cs := flag.String("cs", "", "device connection string, or service connection string of a policy with RegistryWrite (required)")
 	n := flag.Int("n", 3, "number of devices to simulate with a service connection string")
 	brokerURL := flag.String("broker", "", "MQTT broker URL, tcp://, ssl:// or wss://...; empty means ssl://{HostName}:8883")
-	apiURL := flag.String("api", "", "service REST API URL; empty means https://{HostName}:9443")
-	caFile := flag.String("cafile", "", "PEM file of the CA to trust, e.g. devhub's hubdata/certs/ca.crt; empty means the system's")
+	apiURL := flag.String("api", "", "service REST API URL; empty means https://{HostName}:8443")
+	caFile := flag.String("cafile", "", "PEM file of the CA to trust, e.g. devhub's hubdata/certs/ca.pem; empty means the system's")
 	rate := flag.Float64("rate", 1, "telemetry messages per second per device")
 	duration := flag.Duration("duration", time.Minute, "how long to run")
 	register := flag.Bool("register", true, "with a service connection string, create or read the devices through the service API; false signs their tokens with the policy key")
@@ -74,7 +74,7 @@ func run(log *slog.Logger) error {
 		*brokerURL = "ssl://" + conn.HostName + ":8883"
 	}
 	if *apiURL == "" {
-		*apiURL = "https://" + conn.HostName + ":9443"
+		*apiURL = "https://" + conn.HostName + ":8443"
 	}
 	tlsConfig := &tls.Config{}
 	if *caFile != "" {
