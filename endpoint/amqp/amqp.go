@@ -218,6 +218,10 @@ func (e *Endpoint) fail(ctx context.Context, err error) error {
 	e.dropLocked()
 	if ctx.Err() != nil {
 		err = e.life.Cause(ctx)
+	} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		// go-amqp turns ctx's deadline into socket deadlines, which can
+		// fire a moment before ctx itself reports it.
+		err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
 	return endpoint.Retry(e.opts.Name, fmt.Errorf("amqp: %w", err))
 }
