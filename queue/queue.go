@@ -164,6 +164,39 @@ type Streams interface {
 	SetRetention(stream string, r Retention) error
 }
 
+// AsyncAppender is an optional role of [Streams] for stores that pipeline
+// their writes. The hub discovers it with a type assertion: when the store
+// has it, the hub's committer hands each group commit to AppendAsync and
+// goes straight back to gathering the next one while the store syncs,
+// instead of waiting in Append, so that a message waits for one sync
+// rather than for the one in progress and then its own.
+type AsyncAppender interface {
+	// AppendAsync is Append without the wait. It returns once the entries
+	// are queued for the store's next write, blocking only while the store
+	// has too many writes queued, and calls done exactly once: with the
+	// entries' positions, in entry order, once they are durable and
+	// readable with Read; or with an error once the write failed, and then
+	// none of the entries was stored. entries may be empty; done is still
+	// called, in its turn.
+	//
+	// Calls made from one goroutine are stored, and their done calls made,
+	// in call order, whatever their outcome. done is called from a
+	// goroutine of the store, or, when the store answers at once (it is
+	// closed, or it writes synchronously as queue/memory does), from the
+	// calling goroutine before AppendAsync returns. done must not block and
+	// must not call the store: it runs on the store's write path. The
+	// positions slice belongs to done.
+	//
+	// ctx is checked when the store takes the entries into a write: if it
+	// has ended by then, done gets an error that errors.Is matches to
+	// ctx's and nothing is stored; once taken, the write completes whatever
+	// ctx does. After Close, done gets hubkit.ErrClosed; Close returns only
+	// after every done of a call that AppendAsync accepted before Close.
+	// AppendAsync does not keep entries or their messages after it
+	// returns.
+	AppendAsync(ctx context.Context, entries []Entry, done func([]Position, error))
+}
+
 // EnqueueOptions are the per-message settings of [DeviceQueues.Enqueue].
 type EnqueueOptions struct {
 	// MaxDepth refuses the message with ErrQueueFull when the queue already

@@ -43,7 +43,10 @@ type Store struct {
 	kv      map[string][]byte
 }
 
-var _ queue.DurableQueue = (*Store)(nil)
+var (
+	_ queue.DurableQueue  = (*Store)(nil)
+	_ queue.AsyncAppender = (*Store)(nil)
+)
 
 type stream struct {
 	retention queue.Retention
@@ -251,6 +254,13 @@ func (s *Store) Append(ctx context.Context, entries []queue.Entry) ([]queue.Posi
 	}
 	s.changedLocked()
 	return pos, nil
+}
+
+// AppendAsync implements [queue.AsyncAppender]. The store has no write to
+// wait for, so it appends at once and calls done before it returns, on the
+// caller's goroutine.
+func (s *Store) AppendAsync(ctx context.Context, entries []queue.Entry, done func([]queue.Position, error)) {
+	done(s.Append(ctx, entries))
 }
 
 func (s *Store) streamLocked(name string) *stream {

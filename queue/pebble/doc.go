@@ -11,7 +11,10 @@
 // fsync and only then publishes the new records to readers and answers the
 // callers. So concurrent writers share fsyncs (group commit), a call returns
 // only once its change is durable, and while one batch waits for the disk the
-// committer already builds the next.
+// committer already builds the next. [Store.AppendAsync] ([queue.AsyncAppender])
+// is the same request without the wait: the second goroutine calls its done
+// function where it would have answered the caller, so a caller that
+// pipelines its appends keeps the committer fed.
 //
 // Because one goroutine applies every change, the in-memory state of the
 // device queues (order, locks, delivery counts) and the cursors needs no

@@ -19,7 +19,10 @@ import (
 	"github.com/hubkit/hubkit/queue"
 )
 
-var _ queue.DurableQueue = (*Store)(nil)
+var (
+	_ queue.DurableQueue  = (*Store)(nil)
+	_ queue.AsyncAppender = (*Store)(nil)
+)
 
 // Options configures a [Store]. The zero value works.
 type Options struct {
@@ -63,6 +66,7 @@ type Store struct {
 	done   chan struct{} // closed when Close begins: wakes every waiter
 
 	jobs    chan job       // committer -> syncer
+	synced  chan struct{}  // closed when the syncer has answered its last request
 	wg      sync.WaitGroup // committer, syncer and sweeper
 	stop    context.CancelFunc
 	failed  atomic.Pointer[error] // first write failure, sticky
@@ -131,6 +135,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		reqs:      make(chan *request, 1024),
 		done:      make(chan struct{}),
 		jobs:      make(chan job, 8),
+		synced:    make(chan struct{}),
 		parts:     make(map[partKey]*partition),
 		retention: make(map[string]queue.Retention),
 		queues:    make(map[string]*devQueue),
@@ -172,10 +177,11 @@ func (s *Store) Close() error {
 
 // A request is one call's work for the committer.
 type request struct {
-	ctx   context.Context
-	apply func(cc *commitCtx) error // runs on the committer goroutine
-	done  chan error                // buffered: the syncer never blocks on it
-	err   error
+	ctx      context.Context
+	apply    func(cc *commitCtx) error // runs on the committer goroutine
+	done     chan error                // buffered: the syncer never blocks on it
+	callback func(error)               // when set, called by the syncer instead of sending on done
+	err      error
 }
 
 // commitCtx is what apply functions write to: the batch being built and
@@ -222,7 +228,7 @@ func (s *Store) do(ctx context.Context, apply func(cc *commitCtx) error) error {
 		return err
 	}
 	r := s.reqPool.Get().(*request)
-	r.ctx, r.apply, r.err = ctx, apply, nil
+	r.ctx, r.apply, r.callback, r.err = ctx, apply, nil, nil
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -333,9 +339,30 @@ func (s *Store) fail(err error) error {
 	return *s.failed.Load()
 }
 
+// submit queues apply for the committer and returns; the syncer calls
+// callback with the outcome once the batch is durable, in the order
+// requests were queued. After Close, callback gets hubkit.ErrClosed once
+// the syncer has answered every request queued before, so that order holds.
+func (s *Store) submit(ctx context.Context, apply func(cc *commitCtx) error, callback func(error)) {
+	r := s.reqPool.Get().(*request)
+	r.ctx, r.apply, r.callback, r.err = ctx, apply, callback, nil
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		r.ctx, r.apply, r.callback = nil, nil, nil
+		s.reqPool.Put(r)
+		<-s.synced
+		callback(hubkit.ErrClosed)
+		return
+	}
+	s.reqs <- r
+	s.mu.RUnlock()
+}
+
 // syncLoop is the syncer goroutine: it waits for each batch's fsync, in
 // commit order, then publishes it and answers its callers.
 func (s *Store) syncLoop() {
+	defer close(s.synced)
 	for j := range s.jobs {
 		err := j.err
 		if j.b != nil {
@@ -350,6 +377,13 @@ func (s *Store) syncLoop() {
 		for _, r := range j.reqs {
 			if err != nil && r.err == nil {
 				r.err = err
+			}
+			if cb := r.callback; cb != nil {
+				rerr := r.err
+				r.ctx, r.apply, r.callback = nil, nil, nil
+				s.reqPool.Put(r)
+				cb(rerr)
+				continue
 			}
 			r.done <- r.err
 		}

@@ -138,21 +138,53 @@ func (s *Store) Append(ctx context.Context, entries []queue.Entry) ([]queue.Posi
 	if len(entries) == 0 {
 		return nil, s.closedErr()
 	}
+	apply, pos, err := s.prepareAppend(entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.do(ctx, apply); err != nil {
+		return nil, fmt.Errorf("queue: append: %w", err)
+	}
+	return pos, nil
+}
+
+// AppendAsync implements [queue.AsyncAppender]: the request goes to the
+// committer like Append's, and the syncer calls done once the batch that
+// holds it is durable. Entries that Append would refuse are refused in
+// their turn, so that done calls keep the call order.
+func (s *Store) AppendAsync(ctx context.Context, entries []queue.Entry, done func([]queue.Position, error)) {
+	apply, pos, err := s.prepareAppend(entries)
+	if err != nil {
+		apply = func(*commitCtx) error { return err }
+	}
+	s.submit(ctx, apply, func(err error) {
+		if err != nil {
+			done(nil, fmt.Errorf("queue: append: %w", err))
+			return
+		}
+		done(pos, nil)
+	})
+}
+
+// prepareAppend encodes entries and returns the committer's work for them
+// and the positions it fills in, or an error for bad entries.
+func (s *Store) prepareAppend(entries []queue.Entry) (func(cc *commitCtx) error, []queue.Position, error) {
 	parts := make([]*partition, len(entries))
 	vals := make([][]byte, len(entries))
+	nums := make([]int, len(entries))
 	for i, e := range entries {
 		if e.Message == nil {
-			return nil, argError("entry %d has no message", i)
+			return nil, nil, argError("entry %d has no message", i)
 		}
 		p, err := s.partition(e.Stream, e.Partition)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		parts[i] = p
+		parts[i], nums[i] = p, e.Partition
 		vals[i] = codec.AppendMessage(make([]byte, recordHeader, recordHeader+e.Message.Size()+64), e.Message)
 	}
 	pos := make([]queue.Position, len(entries))
-	err := s.do(ctx, func(cc *commitCtx) error {
+	return func(cc *commitCtx) error {
 		now := nanos(cc.now(s))
 		for i, p := range parts {
 			t := max(now, p.lastTime)
@@ -160,18 +192,14 @@ func (s *Store) Append(ctx context.Context, entries []queue.Entry) ([]queue.Posi
 			binary.BigEndian.PutUint64(vals[i][8:], p.cumBytes)
 			cc.buf = p.key(cc.buf[:0], p.next)
 			_ = cc.b.Set(cc.buf, vals[i], nil)
-			pos[i] = queue.Position{Partition: entries[i].Partition, Offset: p.next, Sequence: p.next, EnqueuedTime: fromNanos(t)}
+			pos[i] = queue.Position{Partition: nums[i], Offset: p.next, Sequence: p.next, EnqueuedTime: fromNanos(t)}
 			p.next++
 			p.lastTime = t
 			p.cumBytes += uint64(len(vals[i]))
 			cc.touch(p)
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: append: %w", err)
-	}
-	return pos, nil
+	}, pos, nil
 }
 
 // touch lists p among the partitions whose head the batch rewrites.

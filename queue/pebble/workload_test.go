@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hubkit/hubkit"
@@ -106,21 +107,42 @@ func bodyOK(b []byte) bool {
 // goroutine has stopped.
 func runWorkload(ctx context.Context, s queue.DurableQueue, seed uint64, note func(kind byte, q string, p int, seq uint64, sum uint32)) {
 	var wg sync.WaitGroup
-	for g := range 3 { // appenders
+	for g := range 3 { // appenders: two wait in Append, one pipelines with AppendAsync
+		async, _ := s.(queue.AsyncAppender)
+		if g < 2 {
+			async = nil
+		}
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(g)))
-			for ctx.Err() == nil {
+			slots := make(chan struct{}, 8) // AppendAsync calls not yet done
+			var failed atomic.Bool
+			for ctx.Err() == nil && !failed.Load() {
 				entries := make([]queue.Entry, 1+r.IntN(4))
+				sums := make([]uint32, len(entries))
 				for i := range entries {
 					entries[i] = queue.Entry{Stream: wlStream, Partition: r.IntN(wlPartitions), Message: &hubkit.Message{Body: checkedBody(r)}}
+					sums[i] = crc32.ChecksumIEEE(entries[i].Message.Body)
 				}
-				pos, err := s.Append(ctx, entries)
-				if err != nil {
-					return
+				done := func(pos []queue.Position, err error) {
+					if err != nil {
+						failed.Store(true)
+					}
+					for i, p := range pos {
+						note('A', "", p.Partition, p.Sequence, sums[i])
+					}
 				}
-				for i, p := range pos {
-					note('A', "", p.Partition, p.Sequence, crc32.ChecksumIEEE(entries[i].Message.Body))
+				if async == nil {
+					done(s.Append(ctx, entries))
+					continue
 				}
+				slots <- struct{}{}
+				async.AppendAsync(ctx, entries, func(pos []queue.Position, err error) {
+					done(pos, err)
+					<-slots
+				})
+			}
+			for range cap(slots) { // wait for the calls still in flight
+				slots <- struct{}{}
 			}
 		})
 	}

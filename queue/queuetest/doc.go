@@ -31,6 +31,12 @@
 // [Sweeper], Run calls Sweep to have that work done at once; otherwise it
 // polls, for up to [Harness.Patience], for the background work to happen.
 //
+// # Optional roles
+//
+// When the store implements [queue.AsyncAppender], Run also checks that
+// role: done calls once each and in call order, entries readable and
+// durable once done reports them, ended contexts, bad entries, and Close.
+//
 // # Where package queue is silent
 //
 // Run holds stores to these readings of the contract:

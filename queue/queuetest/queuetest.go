@@ -84,6 +84,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("DeviceQueues", func(t *testing.T) { testDeviceQueues(t, h) })
 	t.Run("KV", func(t *testing.T) { testKV(t, h) })
 	t.Run("Limits", func(t *testing.T) { testLimits(t, h) })
+	if hasAsyncAppender(t, h) {
+		t.Run("AsyncAppender", func(t *testing.T) { testAsyncAppender(t, h) })
+	}
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, h) })
 }
 

@@ -79,6 +79,10 @@ func (h *handle) Append(ctx context.Context, es []queue.Entry) ([]queue.Position
 	return do(h, ctx, func(ctx context.Context) ([]queue.Position, error) { return h.Store.Append(ctx, es) })
 }
 
+func (h *handle) AppendAsync(ctx context.Context, es []queue.Entry, done func([]queue.Position, error)) {
+	done(h.Append(ctx, es))
+}
+
 func (h *handle) Read(ctx context.Context, s string, p int, from uint64, max int, dst []queue.Record) ([]queue.Record, error) {
 	return do(h, ctx, func(ctx context.Context) ([]queue.Record, error) { return h.Store.Read(ctx, s, p, from, max, dst) })
 }
