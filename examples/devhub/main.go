@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -105,7 +104,7 @@ func run(log *slog.Logger) error {
 		return errors.Join(err, h.Close())
 	}
 	srv := &http.Server{
-		Handler:           apiHandler(hb.Handler(h), service.New(h, service.Options{Logger: log})),
+		Handler:           service.New(h, service.Options{Logger: log, Devices: hb.Handler(h)}),
 		TLSConfig:         tlsConfig.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -234,49 +233,6 @@ func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger, p int) erro
 		}
 		from = hub.AtSequence(last, false)
 	}
-}
-
-// apiHandler sends the routes of the HTTPS device API to devices and every
-// other request to service.
-func apiHandler(devices, service http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isDeviceRoute(r.Method, r.URL.EscapedPath()) {
-			devices.ServeHTTP(w, r)
-			return
-		}
-		service.ServeHTTP(w, r)
-	})
-}
-
-// isDeviceRoute reports whether a request is one of the HTTPS device API:
-//
-//	POST   /devices/{id}[/modules/{module}]/messages/events
-//	GET    /devices/{id}/messages/deviceBound
-//	DELETE /devices/{id}/messages/deviceBound/{lockToken}
-//	POST   /devices/{id}/messages/deviceBound/{lockToken}/abandon
-//
-// The service API's C2D send is a POST to .../messages/deviceBound itself.
-func isDeviceRoute(method, path string) bool {
-	s := strings.Split(strings.Trim(path, "/"), "/")
-	if len(s) < 4 || !strings.EqualFold(s[0], "devices") {
-		return false
-	}
-	s = s[2:]
-	if len(s) > 2 && strings.EqualFold(s[0], "modules") {
-		s = s[2:]
-	}
-	if len(s) < 2 || !strings.EqualFold(s[0], "messages") {
-		return false
-	}
-	switch {
-	case strings.EqualFold(s[1], "events"):
-		return len(s) == 2 && method == http.MethodPost
-	case strings.EqualFold(s[1], "deviceBound"):
-		return len(s) == 2 && method == http.MethodGet ||
-			len(s) == 3 && method == http.MethodDelete ||
-			len(s) == 4 && method == http.MethodPost && strings.EqualFold(s[3], "abandon")
-	}
-	return false
 }
 
 // devCertificates returns a TLS configuration for host, and the path of

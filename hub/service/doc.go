@@ -8,6 +8,9 @@
 //	_ = h.Start(ctx)
 //	srv := &http.Server{Addr: ":8443", Handler: service.New(h, service.Options{})}
 //
+// With Options.Devices set to the HTTPS device API of broker/https, the
+// two APIs share one port, as on IoT Hub.
+//
 // # Authorization
 //
 // Every route but /health and /metrics needs an

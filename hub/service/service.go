@@ -23,15 +23,22 @@ type Options struct {
 	// Logger receives a Debug line per refused request and a Warn line
 	// per server error. Nil means slog.Default().
 	Logger *slog.Logger
+	// Devices, when set, serves every request that matches no service
+	// route by method and path: mount the HTTPS device API of
+	// broker/https here and both APIs share one port, as on IoT Hub
+	// (the C2D send, POST .../messages/devicebound, is the service's; the
+	// device's receive, complete, reject and abandon go to Devices).
+	Devices http.Handler
 }
 
 // A Handler serves the service REST API of one hub. It is safe for
 // concurrent use; a request that waits (feedback, events) ends when its
 // timeout passes, the client goes away or the hub closes.
 type Handler struct {
-	h      *hub.Hub
-	log    *slog.Logger
-	routes []route
+	h       *hub.Hub
+	log     *slog.Logger
+	devices http.Handler
+	routes  []route
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -48,7 +55,7 @@ type route struct {
 
 // New returns a Handler serving the REST API of h.
 func New(h *hub.Hub, opts Options) *Handler {
-	s := &Handler{h: h, log: opts.Logger}
+	s := &Handler{h: h, log: opts.Logger, devices: opts.Devices}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -106,6 +113,10 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := rt.serve(w, r, args); err != nil {
 			s.writeError(w, r, err)
 		}
+		return
+	}
+	if s.devices != nil {
+		s.devices.ServeHTTP(w, r)
 		return
 	}
 	if pathMatched {

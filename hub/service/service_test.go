@@ -388,3 +388,35 @@ func TestEndpointsHealth(t *testing.T) {
 		t.Fatalf("endpoints health %s (%v)", r.body, err)
 	}
 }
+
+// TestDevicesFallback mounts a device API behind the service API: requests
+// that match no service route by method and path reach it, the others
+// stay with the service.
+func TestDevicesFallback(t *testing.T) {
+	e := newEnv(t)
+	devices := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv := httptest.NewServer(service.New(e.h, service.Options{Logger: discard(), Devices: devices}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		method, path string
+		device       bool
+	}{
+		{"POST", "/devices/d1/messages/events", true},
+		{"GET", "/devices/d1/messages/deviceBound", true},
+		{"DELETE", "/devices/d1/messages/deviceBound/lock-1", true},
+		{"POST", "/devices/d1/messages/deviceBound/lock-1/abandon", true},
+		{"POST", "/devices/d1/messages/devicebound", false}, // the service's C2D send
+		{"GET", "/devices/d1", false},
+		{"GET", "/health", false},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.StatusCode == http.StatusTeapot; got != tc.device {
+			t.Errorf("%s %s: status %d, device API %v, want %v", tc.method, tc.path, res.StatusCode, got, tc.device)
+		}
+	}
+}
