@@ -67,6 +67,86 @@ func TestDoneOnlyAfterDurableAppendAndGroupCommit(t *testing.T) {
 	}
 }
 
+// gatedAsyncQueue passes AppendAsync on to the store but holds the done
+// callbacks until the test opens the gate; one goroutine then makes them,
+// in order. It counts the AppendAsync calls.
+type gatedAsyncQueue struct {
+	queue.DurableQueue
+	async   queue.AsyncAppender
+	gate    chan struct{}
+	held    chan func() // done calls to make, in order
+	appends atomic.Int32
+}
+
+func (g *gatedAsyncQueue) AppendAsync(ctx context.Context, entries []queue.Entry, done func([]queue.Position, error)) {
+	g.appends.Add(1)
+	g.async.AppendAsync(ctx, entries, func(pos []queue.Position, err error) {
+		g.held <- func() { done(pos, err) } // buffered beyond what the hub hands over
+	})
+}
+
+// pass makes the held done calls once the gate is open, until held closes.
+func (g *gatedAsyncQueue) pass() {
+	<-g.gate
+	for f := range g.held {
+		f()
+	}
+}
+
+func TestAsyncAppendPipelinesAndDoneOnlyAfterStoreDone(t *testing.T) {
+	var g *gatedAsyncQueue
+	r := newRig(t, rigOptions{config: func(c *hub.Config) {
+		g = &gatedAsyncQueue{DurableQueue: c.Queue, async: c.Queue.(queue.AsyncAppender), gate: make(chan struct{}), held: make(chan func(), 4096)}
+		c.Queue = g
+		go g.pass()
+		t.Cleanup(func() { close(g.held) }) // after the hub closed: nothing sends any more
+	}})
+	var mu sync.Mutex
+	var order []int
+	var errs []error
+	ingestOne := func(i int) {
+		r.Ingest(t.Context(), identity("a"), &hubkit.Message{Body: []byte{byte(i)}}, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, i)
+			errs = append(errs, err)
+		})
+	}
+	dones := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order)
+	}
+	ctx := ctxFor(t, 10*time.Second)
+	ingestOne(0)
+	waitFor(t, "the first AppendAsync", func() bool { return g.appends.Load() >= 1 })
+	for i := 1; i <= 100; i++ {
+		ingestOne(i)
+	}
+	// The committer hands the next batches over without waiting for the
+	// first to be done, and the store makes them durable ...
+	waitFor(t, "a second AppendAsync stored while the first is not done", func() bool {
+		_, next, err := g.Bounds(ctx, hub.EventsStream, r.Partition("a"))
+		return err == nil && next >= 2 && g.appends.Load() >= 2
+	})
+	// ... yet no done comes before the store's own done.
+	if n := dones(); n != 0 {
+		t.Fatalf("%d done callbacks before the store called done", n)
+	}
+	close(g.gate)
+	waitFor(t, "every done callback", func() bool { return dones() == 101 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range order {
+		if order[i] != i || errs[i] != nil {
+			t.Fatalf("done call %d was for message %d with %v; want Ingest order, nil", i, order[i], errs[i])
+		}
+	}
+	if _, next, err := g.Bounds(ctx, hub.EventsStream, r.Partition("a")); err != nil || next != 101 {
+		t.Fatalf("stored %d, %v; want 101", next, err)
+	}
+}
+
 func TestConnectionStateInRegistry(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	createDevice(t, r, "a")

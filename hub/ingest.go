@@ -20,6 +20,12 @@ const EventsStream = "events"
 // grows without bound under load.
 const maxCommit = 1024
 
+// maxAsyncCommits bounds the batches handed to a [queue.AsyncAppender] and
+// not yet done, so that a slow disk holds back Ingest instead of growing
+// memory. The store merges waiting batches into one write, so a few are
+// enough to keep it busy.
+const maxAsyncCommits = 8
+
 // A commit is the work of one Ingest or device event: the entries it
 // appends and whom to tell once they are durable.
 type commit struct {
@@ -46,9 +52,11 @@ func (h *Hub) Partition(deviceID string) int {
 // it validates it (hubkit.ValidateD2C), stamps the properties IoT Hub
 // stamps, routes it, and queues it for the committer, which appends it to
 // every matched endpoint stream in one durable write. done is called once,
-// from the committer goroutine, after the write (nil) or with the reason
-// the message was refused; done calls come in Ingest order. Ingest copies
-// msg and waits only when the committer is far behind, until ctx ends.
+// from the committer goroutine or, when the store is a
+// [queue.AsyncAppender], from the store's, after the write (nil) or with
+// the reason the message was refused; done calls come in Ingest order and
+// must not block. Ingest copies msg and waits only when the committer is
+// far behind, until ctx ends.
 func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
 	if err := h.running(); err != nil {
 		done(err)
@@ -139,15 +147,28 @@ func (h *Hub) stopIngest() {
 	}
 }
 
-// commitLoop is the one committer: it takes everything pending, appends it
-// in one write and calls the done callbacks in order. It returns when
-// pending is closed and drained, or when the hub closes.
+// commitLoop is the one committer: it takes everything pending and appends
+// it in one write, and the done callbacks are called in order once that
+// write is durable. When the store is a [queue.AsyncAppender] it hands each
+// batch over and goes straight back to gathering the next while the store
+// syncs, so that a message waits for one sync rather than for the one in
+// progress and then its own; the store then calls the callbacks, from its
+// own goroutine, in the order the batches were handed over. Otherwise it
+// waits in Append. It returns when pending is closed and drained, or when
+// the hub closes, and only once every batch it handed over is done.
 func (h *Hub) commitLoop() error {
 	defer close(h.drained)
-	var batch []*commit
+	async, _ := h.q.(queue.AsyncAppender)
+	slots := make(chan struct{}, maxAsyncCommits) // batches handed over and not yet done
+	defer func() {
+		for range cap(slots) {
+			slots <- struct{}{}
+		}
+	}()
 	var entries []queue.Entry
 	for {
-		batch, entries = batch[:0], entries[:0]
+		var batch []*commit // not reused: an asynchronous append's callback keeps it
+		entries = entries[:0]
 		select {
 		case c, ok := <-h.pending:
 			if !ok {
@@ -171,17 +192,33 @@ func (h *Hub) commitLoop() error {
 				break drain
 			}
 		}
+		n := len(entries)
+		if async != nil {
+			// A batch without entries goes through the store too, so that
+			// its callbacks keep their place after those of earlier batches.
+			slots <- struct{}{}
+			async.AppendAsync(h.ctx, entries, func(_ []queue.Position, err error) {
+				h.finish(batch, n, err)
+				<-slots
+			})
+			continue
+		}
 		var err error
-		if len(entries) > 0 {
+		if n > 0 {
 			_, err = h.q.Append(h.ctx, entries)
-			if err != nil {
-				err = h.closedErr(fmt.Errorf("hub: append %d entries: %w", len(entries), err))
-				h.log.LogAttrs(h.ctx, slog.LevelError, "commit failed", slog.Any("err", err))
-			}
 		}
-		for _, c := range batch {
-			c.finish(err)
-		}
-		clear(batch)
+		h.finish(batch, n, err)
+	}
+}
+
+// finish calls the done callbacks of a batch of n entries whose append
+// returned err.
+func (h *Hub) finish(batch []*commit, n int, err error) {
+	if err != nil {
+		err = h.closedErr(fmt.Errorf("hub: append %d entries: %w", n, err))
+		h.log.LogAttrs(h.ctx, slog.LevelError, "commit failed", slog.Any("err", err))
+	}
+	for _, c := range batch {
+		c.finish(err)
 	}
 }
