@@ -226,6 +226,19 @@ type ReceiveOptions struct {
 	// NoWait makes Receive return ErrEmpty at once when no message is
 	// visible, instead of waiting.
 	NoWait bool
+	// Volatile keeps the lock in memory only: Receive writes nothing for
+	// it, so it costs no sync of its own (it may still wait for writes of
+	// other callers already under way, since it never returns a message
+	// that is not durable yet). The lock hides the message from other
+	// receivers until it ends or is settled, as a durable lock does, and
+	// Complete, Reject, Abandon and Release work on it and are durable.
+	// After a crash or a reopen the message is visible again at once; its
+	// Attempts count at least those last made durable (by an Abandon, a
+	// Release or a durable lock) and at most those made, so its next
+	// delivery may report fewer attempts than were made. Brokers whose deliveries die with their connection, like MQTT,
+	// use it: a device that reconnects after a crash gets its messages
+	// again without waiting for locks of a dead process to end.
+	Volatile bool
 }
 
 // A Delivery is a message received from a device queue, locked for its receiver.
@@ -308,8 +321,9 @@ type DeviceQueues interface {
 
 	// Receive locks the first visible message of the queue for opts.Lock
 	// and returns it. Without NoWait it waits until a message is visible,
-	// ctx ends or the store closes. The lock is durable: after a crash the
-	// message stays invisible until the lock ends.
+	// ctx ends or the store closes. The lock is durable unless
+	// opts.Volatile: after a crash the message stays invisible until the
+	// lock ends.
 	Receive(ctx context.Context, queue string, opts ReceiveOptions) (Delivery, error)
 
 	// Complete ends a delivery: the message is removed (Completed). An

@@ -49,7 +49,10 @@ type qmsg struct {
 	token         string
 	deliveryCount uint32
 	attempts      uint32
-	val           []byte // the stored value while it is only in the batch being built
+	// val is the stored value while it is only in the batch being built
+	// or while the message is locked, so that neither delivering a new
+	// message nor settling a delivery reads it back from Pebble.
+	val []byte
 }
 
 func (m *qmsg) expired(now int64) bool { return m.expiry != 0 && now >= m.expiry }
@@ -194,13 +197,27 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg *hubkit.Message, o
 
 // loadLocked returns the stored message of m, with its delivery count.
 func (s *Store) loadLocked(q *devQueue, m *qmsg) (hubkit.Message, error) {
-	v := m.val
-	if v == nil {
-		var err error
-		if v, err = s.get(queueKey(nil, codec.SpaceQueueMsg, q.name, m.seq)); err != nil {
-			return hubkit.Message{}, fmt.Errorf("load message %d: %w", m.seq, err)
-		}
+	v, err := s.valueLocked(q, m)
+	if err != nil {
+		return hubkit.Message{}, err
 	}
+	return decodeQueued(v, m)
+}
+
+// valueLocked returns the stored value of m, from memory when it is there.
+func (s *Store) valueLocked(q *devQueue, m *qmsg) ([]byte, error) {
+	if m.val != nil {
+		return m.val, nil
+	}
+	v, err := s.get(queueKey(nil, codec.SpaceQueueMsg, q.name, m.seq))
+	if err != nil {
+		return nil, fmt.Errorf("load message %d: %w", m.seq, err)
+	}
+	return v, nil
+}
+
+// decodeQueued decodes the stored value v of m, with m's delivery count.
+func decodeQueued(v []byte, m *qmsg) (hubkit.Message, error) {
 	var msg hubkit.Message
 	if len(v) < msgHeader {
 		return msg, fmt.Errorf("%w: queue message of %d bytes", codec.ErrCorrupt, len(v))
@@ -296,14 +313,21 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 					}
 					continue
 				}
-				msg, err := s.loadLocked(q, m)
+				v, err := s.valueLocked(q, m)
 				if err != nil {
 					return err
 				}
+				msg, err := decodeQueued(v, m)
+				if err != nil {
+					return err
+				}
+				m.val = v // kept while locked: settling needs no read
 				m.token = rand.Text()
 				m.lockedUntil = nanos(cc.now(s).Add(opts.Lock))
 				m.attempts++
-				s.writeLockLocked(cc, q, m)
+				if !opts.Volatile {
+					s.writeLockLocked(cc, q, m)
+				}
 				d = queue.Delivery{Queue: name, Message: msg, LockToken: m.token, LockedUntil: fromNanos(m.lockedUntil), Attempts: m.attempts}
 				got = true
 				return nil
@@ -362,7 +386,7 @@ func (s *Store) settle(ctx context.Context, op, name, lockToken string, fn func(
 // unlockLocked makes message i of q visible again.
 func (s *Store) unlockLocked(cc *commitCtx, q *devQueue, i int) {
 	m := q.msgs[i]
-	m.token, m.lockedUntil = "", 0
+	m.token, m.lockedUntil, m.val = "", 0, nil
 	s.writeLockLocked(cc, q, m)
 	q.wake()
 }

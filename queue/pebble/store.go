@@ -320,7 +320,9 @@ func (s *Store) commit(reqs []*request) {
 		}
 	}
 	for _, m := range cc.pending {
-		m.val = nil
+		if m.token == "" { // a locked message keeps its value until settled
+			m.val = nil
+		}
 	}
 	cc.pending = cc.pending[:0]
 	cc.b = nil

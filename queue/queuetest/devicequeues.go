@@ -39,6 +39,9 @@ func testDeviceQueues(t *testing.T, h Harness) {
 		{name: "SequencesIncreaseAfterTheQueueEmpties", run: testSeqAfterEmpty},
 		{name: "BadInputGivesErrors", run: testQueueBadInput},
 		{name: "ReopenKeepsQueuesLocksAndJournal", run: testQueuesReopen, persistent: true},
+		{name: "VolatileLockHidesUntilItEnds", run: testVolatileHides},
+		{name: "VolatileLockSettlesDurably", run: testVolatileSettles},
+		{name: "VolatileLockEndsAtReopen", run: testVolatileReopen, persistent: true},
 	})
 }
 
@@ -860,5 +863,118 @@ func testQueuesReopen(t *testing.T, e *env) {
 	}
 	if seq := enqueue(t, e, "d", "4", journal); seq <= seqs[3] {
 		t.Errorf("%s: Enqueue after reopen got sequence %d, not above %d", rule, seq, seqs[3])
+	}
+}
+
+var volatile = queue.ReceiveOptions{Lock: lock, NoWait: true, Volatile: true}
+
+func receiveVolatile(t *testing.T, e *env, q string) queue.Delivery {
+	t.Helper()
+	d, err := e.q.Receive(e.ctx, q, volatile)
+	if err != nil {
+		t.Fatalf("Receive(%s, Volatile): %v", q, err)
+	}
+	return d
+}
+
+func testVolatileHides(t *testing.T, e *env) {
+	const rule = "a volatile lock hides the message from other receivers, durable or volatile, until it ends"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "d", "1", journal)
+	d0 := receiveVolatile(t, e, "d")
+	if string(d0.Message.Body) != "0" || d0.Attempts != 1 || d0.LockToken == "" || !sameTime(d0.LockedUntil, e.clock.Now().Add(lock)) {
+		t.Errorf("%s: first volatile delivery is %q, Attempts %d, token %q, locked until %v", rule, d0.Message.Body, d0.Attempts, d0.LockToken, d0.LockedUntil)
+	}
+	if d1 := receive(t, e, "d"); string(d1.Message.Body) != "1" {
+		t.Errorf("%s: a durable receiver got %q, want the next message", rule, d1.Message.Body)
+	}
+	empty(t, e, rule, "d")
+	if _, err := e.q.Receive(e.ctx, "d", volatile); !errors.Is(err, queue.ErrEmpty) {
+		t.Errorf("%s: a volatile receiver got %v, want queue.ErrEmpty", rule, err)
+	}
+	e.clock.Advance(lock + time.Second)
+	d2 := receiveVolatile(t, e, "d")
+	switch {
+	case string(d2.Message.Body) != "0" || d2.Attempts != 2:
+		t.Errorf("%s: after the lock ended received %q with Attempts %d, want %q, 2", rule, d2.Message.Body, d2.Attempts, "0")
+	case d2.LockToken == d0.LockToken:
+		t.Errorf("%s: the new delivery reuses the old lock token", rule)
+	}
+	if err := e.q.Complete(e.ctx, "d", d0.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: Complete with an ended volatile lock returned %v, want queue.ErrLockLost", rule, err)
+	}
+}
+
+func testVolatileSettles(t *testing.T, e *env) {
+	const rule = "Complete, Reject, Abandon and Release work on a volatile lock and are durable"
+	for i := range 4 {
+		enqueue(t, e, "d", fmt.Sprint(i), journal)
+	}
+	d := receiveVolatile(t, e, "d")
+	if err := e.q.Release(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: Release: %v", rule, err)
+	}
+	d = receiveVolatile(t, e, "d")
+	if string(d.Message.Body) != "0" || d.Attempts != 2 || d.Message.System.DeliveryCount != 0 {
+		t.Errorf("%s: after Release received %q, Attempts %d, DeliveryCount %d; want %q, 2, 0", rule, d.Message.Body, d.Attempts, d.Message.System.DeliveryCount, "0")
+	}
+	if dead, err := e.q.Abandon(e.ctx, "d", d.LockToken); err != nil || dead {
+		t.Fatalf("%s: Abandon = %v, %v", rule, dead, err)
+	}
+	d = receiveVolatile(t, e, "d")
+	if string(d.Message.Body) != "0" || d.Message.System.DeliveryCount != 1 {
+		t.Errorf("%s: after Abandon received %q with DeliveryCount %d; want %q, 1", rule, d.Message.Body, d.Message.System.DeliveryCount, "0")
+	}
+	at := e.clock.Now()
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: Complete: %v", rule, err)
+	}
+	if err := e.q.Complete(e.ctx, "d", d.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: a second Complete returned %v, want queue.ErrLockLost", rule, err)
+	}
+	d = receiveVolatile(t, e, "d")
+	if err := e.q.Reject(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("%s: Reject: %v", rule, err)
+	}
+	if n := qlen(t, e, "d"); n != 2 {
+		t.Errorf("%s: Len = %d, want 2", rule, n)
+	}
+	wantOutcomes(t, e, rule, "d", at, queue.Completed, "0", queue.Rejected, "1")
+	if e.h.Persistent {
+		e.reopen(t)
+		if n := qlen(t, e, "d"); n != 2 {
+			t.Errorf("%s: Len = %d after reopen, want 2", rule, n)
+		}
+		if d := receive(t, e, "d"); string(d.Message.Body) != "2" {
+			t.Errorf("%s: after reopen received %q, want %q", rule, d.Message.Body, "2")
+		}
+		wantOutcomes(t, e, rule, "d", at, queue.Completed, "0", queue.Rejected, "1")
+	}
+}
+
+func testVolatileReopen(t *testing.T, e *env) {
+	const rule = "after reopen a volatile lock is gone: its message is visible at once, counting at least the attempts made durable and at most those made"
+	enqueue(t, e, "d", "0", journal)
+	enqueue(t, e, "d", "1", journal)
+	d := receive(t, e, "d") // a durable lock, released: Attempts 1 is durable
+	if err := e.q.Release(e.ctx, "d", d.LockToken); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	d0 := receiveVolatile(t, e, "d")
+	d1 := receiveVolatile(t, e, "d")
+	if d0.Attempts != 2 || d1.Attempts != 1 {
+		t.Fatalf("%s: volatile deliveries with Attempts %d, %d; want 2, 1", rule, d0.Attempts, d1.Attempts)
+	}
+	e.reopen(t)
+	for _, want := range []struct {
+		body     string
+		min, max uint32 // Attempts: one more than made durable, or than made
+	}{{"0", 2, 3}, {"1", 1, 2}} {
+		if d := receiveVolatile(t, e, "d"); string(d.Message.Body) != want.body || d.Attempts < want.min || d.Attempts > want.max {
+			t.Errorf("%s: after reopen received %q with Attempts %d, want %q with %d to %d", rule, d.Message.Body, d.Attempts, want.body, want.min, want.max)
+		}
+	}
+	if err := e.q.Complete(e.ctx, "d", d0.LockToken); !errors.Is(err, queue.ErrLockLost) {
+		t.Errorf("%s: Complete with a volatile token from before reopen returned %v, want queue.ErrLockLost", rule, err)
 	}
 }

@@ -45,11 +45,23 @@ type handle struct {
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	closed atomic.Bool
+
+	mu       sync.Mutex
+	volatile map[[2]string]bool // queue and token of each volatile lock taken
 }
 
+// Close ends the handle and, as a reopen does, releases the volatile locks
+// it took.
 func (h *handle) Close() error {
-	h.closed.Store(true)
+	if h.closed.Swap(true) {
+		return nil
+	}
 	h.cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k := range h.volatile {
+		_ = h.Store.Release(context.Background(), k[0], k[1]) // ErrLockLost when settled since
+	}
 	return nil
 }
 
@@ -118,7 +130,16 @@ func (h *handle) Enqueue(ctx context.Context, q string, m *hubkit.Message, o que
 }
 
 func (h *handle) Receive(ctx context.Context, q string, o queue.ReceiveOptions) (queue.Delivery, error) {
-	return do(h, ctx, func(ctx context.Context) (queue.Delivery, error) { return h.Store.Receive(ctx, q, o) })
+	d, err := do(h, ctx, func(ctx context.Context) (queue.Delivery, error) { return h.Store.Receive(ctx, q, o) })
+	if err == nil && o.Volatile {
+		h.mu.Lock()
+		if h.volatile == nil {
+			h.volatile = map[[2]string]bool{}
+		}
+		h.volatile[[2]string{q, d.LockToken}] = true
+		h.mu.Unlock()
+	}
+	return d, err
 }
 
 func (h *handle) Complete(ctx context.Context, q, tok string) error {
