@@ -27,8 +27,10 @@ type Broker struct {
 	hub       broker.Hub
 	server    *mochi.Server
 	listeners []*listener
-	ctx       context.Context // the broker's lifetime: cancelled by Close
+	ctx       context.Context // the broker's lifetime: cancelled by Close once connections are closed
 	cancel    context.CancelFunc
+	admitCtx  context.Context // bounds authentication: cancelled as soon as Close begins
+	stopAdmit context.CancelFunc
 
 	conns    sync.Map // net.Conn -> *conn, for every connection past CONNECT
 	inflight atomic.Int64
@@ -82,6 +84,7 @@ func (b *Broker) Start(ctx context.Context, h broker.Hub) error {
 	}
 	b.hub = h
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.admitCtx, b.stopAdmit = context.WithCancel(b.ctx)
 	b.server = mochi.New(&mochi.Options{
 		Capabilities: &mochi.Capabilities{
 			MaximumClients:               math.MaxInt64,
@@ -227,10 +230,18 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.draining.Store(true)
+	b.stopAdmit() // an authentication in progress must not hold Close
 	// Close connections ourselves first: mochi would send MQTT 3.1.1
 	// clients a DISCONNECT, which only MQTT 5 allows a server to send.
-	b.conns.Range(func(_, v any) bool { v.(*conn).close(errShutdown); return true })
-	_ = b.server.Close() // closes the listeners and clients; waits for mochi's client goroutines
+	// All at once, since each close may wait a little for a device that
+	// does not read (conn.close).
+	var closing sync.WaitGroup
+	b.conns.Range(func(_, v any) bool {
+		closing.Go(func() { v.(*conn).close(errShutdown) })
+		return true
+	})
+	closing.Wait()
+	_ = b.server.Close() // closes the listeners and every connection they accepted; waits for mochi's client goroutines
 	b.cancel()
 	b.conns.Range(func(k, _ any) bool { b.connEnded(k.(net.Conn)); return true })
 	b.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/internal/propbag"
+	"github.com/hubkit/hubkit/queue"
 )
 
 // c2dWindow is how many C2D messages may await a PUBACK on one connection,
@@ -66,10 +67,20 @@ func (c *conn) logger() *slog.Logger {
 	return c.b.log.With("device_id", c.id.DeviceID, "module_id", c.id.ModuleID)
 }
 
+// closeWriteTimeout bounds the DISCONNECT written to an MQTT 5 client on
+// close: a device that does not read must not hold the closer.
+const closeWriteTimeout = time.Second
+
 // close ends the connection; mochi then calls OnDisconnect. MQTT 5 clients
-// are told why with a DISCONNECT reason code.
+// are told why with a DISCONNECT reason code, unless writing it takes
+// longer than closeWriteTimeout. close returns within about that time.
 func (c *conn) close(err error) {
 	if c.cl.Properties.ProtocolVersion == 5 {
+		// A write deadline would not do: a write in progress (a C2D
+		// PUBLISH) holds the client's lock, and gorilla's WebSocket sets
+		// its own deadline on each write. Closing the socket ends both.
+		t := time.AfterFunc(closeWriteTimeout, func() { c.cl.Stop(err) })
+		defer t.Stop()
 		code := packets.ErrUnspecifiedError
 		switch {
 		case errors.Is(err, errDisconnected), errors.Is(err, errExpired):
@@ -342,7 +353,7 @@ func (c *conn) receive(ctx context.Context, d *delivery) {
 		case <-ctx.Done():
 			return
 		}
-		dl, err := c.b.hub.ReceiveC2D(ctx, c.id.DeviceID, c2dLock, false)
+		dl, err := c.b.hub.ReceiveC2D(ctx, c.id.DeviceID, queue.ReceiveOptions{Lock: c2dLock, Volatile: true})
 		if err != nil {
 			if ctx.Err() == nil {
 				c.logger().Warn("receiving a cloud-to-device message; closing the connection", "err", err)

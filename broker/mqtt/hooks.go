@@ -112,7 +112,7 @@ func (b *Broker) admit(cl *mochi.Client, pk packets.Packet) (*conn, refusal, err
 	if tc, ok := nc.(*tls.Conn); ok {
 		cred.PeerCertificates = tc.ConnectionState().PeerCertificates
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.opts.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(b.admitCtx, b.opts.ConnectTimeout)
 	defer cancel()
 	id, err := b.hub.Authenticate(ctx, cred)
 	if err != nil {

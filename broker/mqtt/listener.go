@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,8 +19,9 @@ const WebSocketPath = "/$iothub/websocket"
 
 // listener is a mochi listener over a net.Listener we bound ourselves, so
 // that Start reports bind errors and the bound address, every connection
-// gets the connect timeout as its first deadline, and the goroutines it
-// starts are joined by Close.
+// gets the connect timeout as its first deadline, and Close closes every
+// connection it accepted, at whatever stage (TLS handshake, CONNECT,
+// authentication, connected), and joins the goroutines it started.
 type listener struct {
 	id      string
 	ln      net.Listener
@@ -28,6 +30,10 @@ type listener struct {
 	ws      *http.Server   // nil for MQTT over TCP
 	wg      sync.WaitGroup // accept loop and connection goroutines
 	once    sync.Once
+
+	mu     sync.Mutex            // guards the fields below
+	conns  map[net.Conn]struct{} // connections handed to mochi and not yet ended
+	closed bool                  // Close began: no connection may be added
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -55,19 +61,42 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			}
 			continue // a failed accept (e.g. too many files) must not end the listener
 		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.establish(establish, c)
-		}()
+		if !l.track(c) {
+			_ = c.Close()
+			return
+		}
+		go l.establish(establish, c)
 	}
 }
 
+// track adds c to the connections Close closes and counts its goroutine
+// in wg, or reports false once Close has begun. Adding under mu before
+// closed is set keeps wg.Add from racing with the wait in Close.
+func (l *listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = make(map[net.Conn]struct{})
+	}
+	l.conns[c] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+// establish hands a tracked connection to mochi and cleans up once mochi
+// is done with it.
 func (l *listener) establish(establish listeners.EstablishFn, c net.Conn) {
+	defer l.wg.Done()
 	_ = c.SetDeadline(time.Now().Add(l.timeout))
 	_ = establish(l.id, c)
 	_ = c.Close()
 	l.ended(c)
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
 }
 
 func (l *listener) wsHandler(establish listeners.EstablishFn) http.Handler {
@@ -83,9 +112,12 @@ func (l *listener) wsHandler(establish listeners.EstablishFn) http.Handler {
 		if err != nil {
 			return // Upgrade answered the request
 		}
-		l.wg.Add(1)
-		defer l.wg.Done()
-		l.establish(establish, &wsConn{Conn: ws})
+		c := &wsConn{Conn: ws}
+		if !l.track(c) {
+			_ = c.Close()
+			return
+		}
+		l.establish(establish, c)
 	})
 	return mux
 }
@@ -101,12 +133,36 @@ func (l *listener) stop() {
 	})
 }
 
-// Close stops accepting, has mochi close this listener's clients and
-// waits for the listener's goroutines.
+// Close stops accepting, closes every connection the listener accepted
+// and waits for the listener's goroutines. Closing the sockets ourselves,
+// rather than only having mochi disconnect the clients it knows
+// (closeClients), also ends the connections that have not reached the end
+// of CONNECT: mochi adds a client to its list only then, and a client
+// connected in the meantime would otherwise be read until its keep-alive
+// deadline, up to 1767 s.
 func (l *listener) Close(closeClients listeners.CloseFn) {
 	l.stop()
-	closeClients(l.id)
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.conns {
+		_ = socket(c).Close()
+	}
+	l.mu.Unlock()
+	closeClients(l.id) // nothing left to write to: mochi's DISCONNECT cannot block
 	l.wg.Wait()
+}
+
+// socket returns the TCP connection under c. Closing it never blocks,
+// where closing a tls.Conn may wait to send an alert to a peer that does
+// not read.
+func socket(c net.Conn) net.Conn {
+	if ws, ok := c.(*wsConn); ok {
+		c = ws.NetConn()
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return c
 }
 
 // wsConn is a net.Conn over a WebSocket: MQTT bytes travel in binary
