@@ -6,7 +6,6 @@ package broker
 
 import (
 	"context"
-	"time"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
@@ -51,10 +50,15 @@ type Hub interface {
 	Connected(ctx context.Context, id auth.Identity)
 	Disconnected(ctx context.Context, id auth.Identity)
 
-	// ReceiveC2D locks the next cloud-to-device message of the device for
-	// lock. Unless noWait, it waits until one is available or ctx ends;
-	// with noWait it returns queue.ErrEmpty when none is.
-	ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error)
+	// ReceiveC2D locks the next cloud-to-device message of the device as
+	// [queue.DeviceQueues.Receive] does with opts; a zero opts.Lock means
+	// the hub's default lock duration. Unless opts.NoWait, it waits until
+	// one is available or ctx ends; with NoWait it returns queue.ErrEmpty
+	// when none is. A broker whose deliveries end with their connection
+	// (MQTT) sets opts.Volatile, so that receiving costs no write and a
+	// device reconnecting after a crash gets its messages at once; one that
+	// hands out lock tokens to outlive a request (HTTPS) does not.
+	ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error)
 
 	// Settle ends a delivery: complete, reject, abandon, or release (back
 	// to the queue without counting a delivery, as when a connection ends

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/queue"
 )
 
 // BenchmarkIngest measures device-to-cloud throughput through the
@@ -55,7 +56,7 @@ func BenchmarkC2DCycle(b *testing.B) {
 		if _, err := r.SendC2D(ctx, "dev", &hubkit.Message{Body: []byte("x"), System: hubkit.SystemProperties{MessageID: "m", Ack: hubkit.AckPositive}}); err != nil {
 			b.Fatal(err)
 		}
-		d, err := r.ReceiveC2D(ctx, "dev", time.Minute, true)
+		d, err := r.ReceiveC2D(ctx, "dev", queue.ReceiveOptions{Lock: time.Minute, NoWait: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -65,20 +65,22 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message)
 	return seq, nil
 }
 
-// ReceiveC2D locks the next cloud-to-device message of the device for lock
-// (Config.C2DLockTimeout when lock is 0). Unless noWait, it waits until one
-// is available, ctx ends or the hub closes; with noWait it returns
-// queue.ErrEmpty when none is.
-func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
+// ReceiveC2D locks the next cloud-to-device message of the device as
+// [queue.DeviceQueues.Receive] does with opts, for Config.C2DLockTimeout
+// when opts.Lock is 0. Unless opts.NoWait, it waits until one is
+// available, ctx ends or the hub closes; with NoWait it returns
+// queue.ErrEmpty when none is. opts.Volatile keeps the lock in memory
+// only (see [queue.ReceiveOptions]).
+func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error) {
 	if err := h.running(); err != nil {
 		return queue.Delivery{}, err
 	}
-	if lock <= 0 {
-		lock = h.cfg.C2DLockTimeout
+	if opts.Lock <= 0 {
+		opts.Lock = h.cfg.C2DLockTimeout
 	}
 	ctx, cancel := h.bound(ctx)
 	defer cancel()
-	d, err := h.q.Receive(ctx, deviceID, queue.ReceiveOptions{Lock: lock, NoWait: noWait})
+	d, err := h.q.Receive(ctx, deviceID, opts)
 	if err != nil {
 		return d, h.closedErr(err)
 	}

@@ -99,7 +99,7 @@ func TestC2DStamps(t *testing.T) {
 	if in.System.To != "" || in.System.ExpiryTime != (time.Time{}) {
 		t.Errorf("SendC2D changed its argument: %+v", in.System)
 	}
-	d, err := r.ReceiveC2D(ctx, "d1", 0, true)
+	d, err := r.ReceiveC2D(ctx, "d1", queue.ReceiveOptions{NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestFeedbackStatusesAndAckModes(t *testing.T) {
 // settle receives the next message of the device and settles it.
 func settle(t *testing.T, r *rig, device string, how broker.Settlement) {
 	t.Helper()
-	d, err := r.ReceiveC2D(ctxFor(t, 5*time.Second), device, time.Minute, true)
+	d, err := r.ReceiveC2D(ctxFor(t, 5*time.Second), device, queue.ReceiveOptions{Lock: time.Minute, NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}

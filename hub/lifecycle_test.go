@@ -13,6 +13,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/queue"
 )
 
 // restart shuts the hub down, closes its store and starts a new hub on
@@ -57,7 +58,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	if err != nil || len(evs) != 2 || evs[0].SequenceNumber != 2 {
 		t.Fatalf("group g after restart: %+v, %v", evs, err)
 	}
-	d, err := r.ReceiveC2D(ctx, "a", 0, true)
+	d, err := r.ReceiveC2D(ctx, "a", queue.ReceiveOptions{NoWait: true})
 	if err != nil || d.Message.System.MessageID != "c2" {
 		t.Fatalf("C2D after restart: %+v, %v", d, err)
 	}
@@ -116,7 +117,7 @@ func TestClosedHubRefusesEverything(t *testing.T) {
 		"Start":          r.Start(ctx),
 		"Receive":        second(r.Receive(ctx, hub.DefaultConsumerGroup, 0, hub.Earliest(), 1)),
 		"SendC2D":        second(r.SendC2D(ctx, "a", &hubkit.Message{})),
-		"ReceiveC2D":     second(r.ReceiveC2D(ctx, "a", 0, true)),
+		"ReceiveC2D":     second(r.ReceiveC2D(ctx, "a", queue.ReceiveOptions{NoWait: true})),
 		"Settle":         r.Settle(ctx, "a", "x", broker.Complete),
 		"ReceiveFeedbck": second(r.ReceiveFeedback(ctx, true)),
 		"Authenticate":   second(r.Authenticate(ctx, auth.Credentials{DeviceID: "a"})),

@@ -212,8 +212,8 @@ func (h *Hub) WaitEvents(ctx context.Context, n int) ([]ConnEvent, error) {
 }
 
 // ReceiveC2D receives from the device's queue (named by the device id).
-func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
-	return h.q.Receive(ctx, deviceID, queue.ReceiveOptions{Lock: lock, NoWait: noWait})
+func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error) {
+	return h.q.Receive(ctx, deviceID, opts)
 }
 
 // Settle settles a delivery of the device's queue.

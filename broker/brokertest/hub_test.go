@@ -135,14 +135,14 @@ func TestC2DAndEvents(t *testing.T) {
 	if err := h.SendC2D(ctx, "dev", &hubkit.Message{Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := h.ReceiveC2D(ctx, "dev", time.Minute, true)
+	d, err := h.ReceiveC2D(ctx, "dev", queue.ReceiveOptions{Lock: time.Minute, NoWait: true})
 	if err != nil || d.Message.System.To != "/devices/dev/messages/deviceBound" {
 		t.Fatalf("got %+v, %v", d, err)
 	}
 	if err := h.Settle(ctx, "dev", d.LockToken, broker.Complete); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.ReceiveC2D(ctx, "dev", time.Minute, true); !errors.Is(err, queue.ErrEmpty) {
+	if _, err := h.ReceiveC2D(ctx, "dev", queue.ReceiveOptions{Lock: time.Minute, NoWait: true}); !errors.Is(err, queue.ErrEmpty) {
 		t.Fatalf("after complete: %v", err)
 	}
 	h.Connected(ctx, auth.Identity{DeviceID: "dev"})

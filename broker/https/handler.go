@@ -254,7 +254,7 @@ func (h *handler) receive(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 		lock = time.Duration(s) * time.Second
 	}
-	d, err := h.hub.ReceiveC2D(ctx, id.DeviceID, lock, true)
+	d, err := h.hub.ReceiveC2D(ctx, id.DeviceID, queue.ReceiveOptions{Lock: lock, NoWait: true})
 	if errors.Is(err, queue.ErrEmpty) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil

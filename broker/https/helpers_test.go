@@ -140,7 +140,7 @@ func (h *fakeHub) messages() []hubkit.Message {
 func (h *fakeHub) Connected(ctx context.Context, id auth.Identity)    {}
 func (h *fakeHub) Disconnected(ctx context.Context, id auth.Identity) {}
 
-func (h *fakeHub) ReceiveC2D(ctx context.Context, deviceID string, lock time.Duration, noWait bool) (queue.Delivery, error) {
+func (h *fakeHub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error) {
 	return queue.Delivery{}, queue.ErrEmpty
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/hub/service"
+	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/pebble"
 )
 
@@ -224,7 +225,7 @@ func TestC2DAndFeedback(t *testing.T) {
 	e.do(t, "registryRead", "POST", "/devices/d1/messages/devicebound", nil).wantError(t, hubkit.ErrUnauthorized)
 
 	ctx := t.Context()
-	d, err := e.h.ReceiveC2D(ctx, "d1", time.Minute, true)
+	d, err := e.h.ReceiveC2D(ctx, "d1", queue.ReceiveOptions{Lock: time.Minute, NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
