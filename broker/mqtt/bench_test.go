@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -219,9 +220,11 @@ func TestIdleConnectionMemory(t *testing.T) {
 		conns := idleClients(t, addr, n)
 		heap1, stack1 := memInUse()
 		g1 := runtime.NumGoroutine()
-		t.Logf("%s: %.1f KiB per idle connection (heap %.1f, stacks %.1f in %.1f goroutines)", side,
+		start := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+		metrics.Read(start)
+		t.Logf("%s: %.1f KiB per idle connection (heap %.1f, stacks %.1f in %.1f goroutines; new goroutines start with %d KiB)", side,
 			float64(heap1+stack1-heap0-stack0)/n/1024, float64(heap1-heap0)/n/1024, float64(stack1-stack0)/n/1024,
-			float64(g1-g0)/n)
+			float64(g1-g0)/n, start[0].Value.Uint64()/1024)
 		for _, c := range conns {
 			c.Close()
 		}
