@@ -49,10 +49,31 @@ type qmsg struct {
 	token         string
 	deliveryCount uint32
 	attempts      uint32
-	// val is the stored value while it is only in the batch being built
-	// or while the message is locked, so that neither delivering a new
-	// message nor settling a delivery reads it back from Pebble.
-	val []byte
+	// val is the stored value while it is only in the batch being built,
+	// while the message is locked, or from Enqueue on when kept (counted
+	// in Store.kept, up to Options.QueueMemory), so that neither
+	// delivering nor settling reads it back from Pebble.
+	val  []byte
+	kept bool
+}
+
+// keepLocked keeps v as m's value from now until m is settled, when
+// Options.QueueMemory allows; otherwise m holds v only while it is in the
+// batch being built.
+func (s *Store) keepLocked(m *qmsg, v []byte) {
+	m.val = v
+	if s.kept+int64(len(v)) <= s.opts.QueueMemory {
+		m.kept = true
+		s.kept += int64(len(v))
+	}
+}
+
+// dropLocked forgets m's value.
+func (s *Store) dropLocked(m *qmsg) {
+	if m.kept {
+		s.kept -= int64(len(m.val))
+	}
+	m.val, m.kept = nil, false
 }
 
 func (m *qmsg) expired(now int64) bool { return m.expiry != 0 && now >= m.expiry }
@@ -182,7 +203,7 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg *hubkit.Message, o
 		v = codec.AppendMessage(append(v, flags), &m)
 		_ = cc.b.Set(queueKey(cc.buf[:0], codec.SpaceQueueMsg, name, seq), v, nil)
 		_ = cc.b.Set(queueKey(cc.buf[:0], codec.SpaceQueueHead, name, 0), binary.BigEndian.AppendUint64(nil, seq+1), nil)
-		qm.val = v
+		s.keepLocked(qm, v)
 		cc.pending = append(cc.pending, qm)
 		q.next++
 		q.msgs = append(q.msgs, qm)
@@ -245,6 +266,7 @@ func (s *Store) removeLocked(cc *commitCtx, q *devQueue, i int, status queue.Sta
 	if m.attempts > 0 || m.deliveryCount > 0 {
 		_ = cc.b.Delete(queueKey(cc.buf[:0], codec.SpaceQueueLock, q.name, m.seq), nil)
 	}
+	s.dropLocked(m)
 	q.msgs = slices.Delete(q.msgs, i, i+1)
 	return nil
 }
@@ -386,7 +408,10 @@ func (s *Store) settle(ctx context.Context, op, name, lockToken string, fn func(
 // unlockLocked makes message i of q visible again.
 func (s *Store) unlockLocked(cc *commitCtx, q *devQueue, i int) {
 	m := q.msgs[i]
-	m.token, m.lockedUntil, m.val = "", 0, nil
+	m.token, m.lockedUntil = "", 0
+	if !m.kept {
+		m.val = nil // a value read for the delivery
+	}
 	s.writeLockLocked(cc, q, m)
 	q.wake()
 }
