@@ -29,4 +29,15 @@
 // without subscribing again.
 //
 // Twin and direct-method topics are accepted and ignored for now.
+//
+// # Memory
+//
+// An idle connected device costs about 28 KiB: 5 KiB of heap and the
+// stacks of the two goroutines the MQTT engine runs per connection. The
+// read goroutine's stack grows to 16 KiB while the engine answers CONNECT
+// and never shrinks back, because the engine's frames it stays parked in
+// use more than a quarter of it; the write goroutine's starts at the
+// runtime's average stack size (8 KiB). A program serving many devices
+// can save 3 KiB per connection with //go:debug adaptivestackstart=0 in
+// its main package, which starts every goroutine at 2 KiB.
 package mqtt
