@@ -376,6 +376,23 @@ type DeviceQueues interface {
 	OutcomesCursor(ctx context.Context) (uint64, error)
 }
 
+// BatchCompleter is an optional role of [DeviceQueues] for stores that can
+// complete several deliveries of one queue in one write. The hub discovers
+// it with a type assertion: a broker whose device acknowledged several
+// messages at once then waits for one sync rather than one per message.
+type BatchCompleter interface {
+	// CompleteBatch completes the deliveries of lockTokens in the queue as
+	// Complete does, each its own outcome, all in one atomic write. It
+	// returns one error per token, in token order: nil once that message
+	// is completed and durable, an error wrapping ErrLockLost for an
+	// unknown, used or expired token (a token given twice is used the
+	// second time), or, for every token not refused so, the error that
+	// ended the whole call (ctx, Close, a failed write), and then none of
+	// them was completed. It may be called from any goroutine, does not
+	// keep lockTokens, and returns a new slice.
+	CompleteBatch(ctx context.Context, queue string, lockTokens []string) []error
+}
+
 // A KVOp is one write of [KV.Write]: a put, or a delete when Delete is set.
 type KVOp struct {
 	Key    string

@@ -111,6 +111,21 @@ func (s *Store) Complete(ctx context.Context, name, token string) error {
 	})
 }
 
+// CompleteBatch implements [queue.BatchCompleter]: each message is
+// completed as by Complete, one after the other; ctx is checked once,
+// before the first.
+func (s *Store) CompleteBatch(ctx context.Context, name string, tokens []string) []error {
+	errs := make([]error, len(tokens))
+	err := ctx.Err()
+	ctx = context.WithoutCancel(ctx)
+	for i, t := range tokens {
+		if errs[i] = err; err == nil {
+			errs[i] = s.Complete(ctx, name, t)
+		}
+	}
+	return errs
+}
+
 // Reject implements [queue.DeviceQueues.Reject].
 func (s *Store) Reject(ctx context.Context, name, token string) error {
 	return s.settle(ctx, "reject", name, token, func(q *deviceQueue, i int, now time.Time) {

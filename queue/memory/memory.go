@@ -44,8 +44,9 @@ type Store struct {
 }
 
 var (
-	_ queue.DurableQueue  = (*Store)(nil)
-	_ queue.AsyncAppender = (*Store)(nil)
+	_ queue.DurableQueue   = (*Store)(nil)
+	_ queue.AsyncAppender  = (*Store)(nil)
+	_ queue.BatchCompleter = (*Store)(nil)
 )
 
 type stream struct {

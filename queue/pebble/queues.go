@@ -381,28 +381,32 @@ func (s *Store) settle(ctx context.Context, op, name, lockToken string, fn func(
 	if err := checkQueue(name); err != nil {
 		return err
 	}
-	err := s.do(ctx, func(cc *commitCtx) error {
-		q := s.queues[name]
-		if q == nil || lockToken == "" {
-			return queue.ErrLockLost
-		}
-		now := nanos(cc.now(s))
-		i := slices.IndexFunc(q.msgs, func(m *qmsg) bool { return m.token == lockToken })
-		if i < 0 || !q.msgs[i].locked(now) {
-			return queue.ErrLockLost
-		}
-		if q.msgs[i].expired(now) {
-			if err := s.removeLocked(cc, q, i, queue.Expired); err != nil {
-				return err
-			}
-			return queue.ErrLockLost
-		}
-		return fn(cc, q, i)
-	})
+	err := s.do(ctx, func(cc *commitCtx) error { return s.settleLocked(cc, name, lockToken, fn) })
 	if err != nil {
 		return fmt.Errorf("queue: %s in %q: %w", op, name, err)
 	}
 	return nil
+}
+
+// settleLocked runs fn on the delivery of lockToken in the named queue, in
+// the batch being built.
+func (s *Store) settleLocked(cc *commitCtx, name, lockToken string, fn func(cc *commitCtx, q *devQueue, i int) error) error {
+	q := s.queues[name]
+	if q == nil || lockToken == "" {
+		return queue.ErrLockLost
+	}
+	now := nanos(cc.now(s))
+	i := slices.IndexFunc(q.msgs, func(m *qmsg) bool { return m.token == lockToken })
+	if i < 0 || !q.msgs[i].locked(now) {
+		return queue.ErrLockLost
+	}
+	if q.msgs[i].expired(now) {
+		if err := s.removeLocked(cc, q, i, queue.Expired); err != nil {
+			return err
+		}
+		return queue.ErrLockLost
+	}
+	return fn(cc, q, i)
 }
 
 // unlockLocked makes message i of q visible again.
@@ -421,6 +425,30 @@ func (s *Store) Complete(ctx context.Context, name, lockToken string) error {
 	return s.settle(ctx, "complete", name, lockToken, func(cc *commitCtx, q *devQueue, i int) error {
 		return s.removeLocked(cc, q, i, queue.Completed)
 	})
+}
+
+// CompleteBatch implements [queue.BatchCompleter].
+func (s *Store) CompleteBatch(ctx context.Context, name string, lockTokens []string) []error {
+	errs := make([]error, len(lockTokens))
+	complete := func(cc *commitCtx, q *devQueue, i int) error { return s.removeLocked(cc, q, i, queue.Completed) }
+	err := checkQueue(name)
+	if err == nil {
+		err = s.do(ctx, func(cc *commitCtx) error {
+			for i, t := range lockTokens {
+				errs[i] = s.settleLocked(cc, name, t, complete)
+			}
+			return nil
+		})
+	}
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("queue: complete in %q: %w", name, errs[i])
+		}
+	}
+	return errs
 }
 
 // Reject implements [queue.DeviceQueues].

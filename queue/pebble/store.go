@@ -20,8 +20,9 @@ import (
 )
 
 var (
-	_ queue.DurableQueue  = (*Store)(nil)
-	_ queue.AsyncAppender = (*Store)(nil)
+	_ queue.DurableQueue   = (*Store)(nil)
+	_ queue.AsyncAppender  = (*Store)(nil)
+	_ queue.BatchCompleter = (*Store)(nil)
 )
 
 // Options configures a [Store]. The zero value works.

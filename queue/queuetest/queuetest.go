@@ -87,6 +87,9 @@ func Run(t *testing.T, h Harness) {
 	if hasAsyncAppender(t, h) {
 		t.Run("AsyncAppender", func(t *testing.T) { testAsyncAppender(t, h) })
 	}
+	if hasBatchCompleter(t, h) {
+		t.Run("BatchCompleter", func(t *testing.T) { testBatchCompleter(t, h) })
+	}
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, h) })
 }
 

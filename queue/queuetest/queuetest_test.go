@@ -154,6 +154,17 @@ func (h *handle) Abandon(ctx context.Context, q, tok string) (bool, error) {
 	return do(h, ctx, func(ctx context.Context) (bool, error) { return h.Store.Abandon(ctx, q, tok) })
 }
 
+func (h *handle) CompleteBatch(ctx context.Context, q string, toks []string) []error {
+	errs := make([]error, len(toks))
+	if h.closed.Load() {
+		for i := range errs {
+			errs[i] = hubkit.ErrClosed
+		}
+		return errs
+	}
+	return h.Store.CompleteBatch(ctx, q, toks)
+}
+
 func (h *handle) Release(ctx context.Context, q, tok string) error {
 	return do0(h, ctx, func(ctx context.Context) error { return h.Store.Release(ctx, q, tok) })
 }
