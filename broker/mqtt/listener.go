@@ -46,7 +46,9 @@ func (l *listener) Protocol() string        { return l.id }
 // Serve accepts connections until the listener closes. mochi runs it in a
 // goroutine of its own; Close waits for it.
 func (l *listener) Serve(establish listeners.EstablishFn) {
-	l.wg.Add(1)
+	if !l.track(nil) {
+		return // Close came first
+	}
 	defer l.wg.Done()
 	if l.ws != nil {
 		l.ws.Handler = l.wsHandler(establish)
@@ -70,18 +72,21 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 }
 
 // track adds c to the connections Close closes and counts its goroutine
-// in wg, or reports false once Close has begun. Adding under mu before
-// closed is set keeps wg.Add from racing with the wait in Close.
+// in wg (track(nil) counts the accept loop), or reports false once Close
+// has begun. Adding under mu before closed is set keeps wg.Add from
+// racing with the wait in Close.
 func (l *listener) track(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return false
 	}
-	if l.conns == nil {
-		l.conns = make(map[net.Conn]struct{})
+	if c != nil {
+		if l.conns == nil {
+			l.conns = make(map[net.Conn]struct{})
+		}
+		l.conns[c] = struct{}{}
 	}
-	l.conns[c] = struct{}{}
 	l.wg.Add(1)
 	return true
 }
