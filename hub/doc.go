@@ -42,7 +42,6 @@
 //
 // # Locks
 //
-// Hub has two mutexes, never held together: inMu guards sending on the
-// committer's channel and closing it, groupsMu serialises consumer group
-// changes.
+// Hub has one mutex of its own, groupsMu, which serialises consumer group
+// changes; the D2C committer (internal/groupcommit) guards its own channel.
 package hub

@@ -15,6 +15,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/endpoint"
+	"github.com/hubkit/hubkit/internal/groupcommit"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/route"
 )
@@ -53,10 +54,7 @@ type Hub struct {
 	cancel context.CancelFunc
 	group  *errgroup.Group
 
-	inMu    sync.RWMutex  // guards sending on pending and closing it
-	inShut  bool          // pending is closed
-	pending chan *commit  // to the committer
-	drained chan struct{} // closed when the committer returns
+	commits *groupcommit.Committer // the D2C committer, made by Start
 
 	router     route.Router
 	enricher   route.Enricher  // nil when router is not one
@@ -85,11 +83,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	name, _, _ := strings.Cut(cfg.HostName, ".")
 	h := &Hub{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "hub"),
-		name:    name,
-		pending: make(chan *commit, 4096),
-		drained: make(chan struct{}),
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "hub"),
+		name: name,
 	}
 	h.router = cfg.Router
 	if h.router == nil {
@@ -133,6 +129,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 		h.q, h.ownQueue = q, true
 	}
+	h.commits = groupcommit.New(h.q, groupcommit.Options{OnError: h.commitFailed})
 	if err := h.openAuth(ctx); err != nil {
 		return err
 	}
@@ -165,7 +162,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		return err
 	}
 	h.fb = fb
-	h.group.Go(h.commitLoop)
+	h.group.Go(func() error { return h.commits.Run(h.ctx) })
 	h.group.Go(fb.run)
 	for _, d := range h.deliveries {
 		h.group.Go(func() error {
@@ -203,10 +200,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("hub: shut down broker %d: %w", i, err))
 			}
 		}
-		h.stopIngest()
-		select { // every pending ingest is committed and done
-		case <-h.drained:
-		case <-h.ctx.Done(): // Close, or a Start that failed before the committer ran
+		if h.commits != nil { // nil when Start failed before it
+			h.commits.Stop()
+			select { // every pending ingest is committed and done
+			case <-h.commits.Drained():
+			case <-h.ctx.Done(): // Close, or a Start that failed before the committer ran
+			}
 		}
 		h.fb.stop() // flushes what is batched, then returns
 		h.cancel()
@@ -242,12 +241,14 @@ func (h *Hub) close(was int32) error {
 			}
 		}
 		h.cancel()
-		h.stopIngest()
+		if h.commits != nil {
+			h.commits.Stop()
+		}
 		if err := h.group.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, hubkit.ErrClosed) {
 			errs = append(errs, err)
 		}
-		for c := range h.pending { // what the committer left: closed above
-			c.finish(hubkit.ErrClosed)
+		if h.commits != nil {
+			h.commits.Fail(hubkit.ErrClosed) // what the committer left
 		}
 		for _, d := range h.deliveries {
 			errs = append(errs, d.Close())

@@ -16,29 +16,6 @@ import (
 // endpoint name routes use for it.
 const EventsStream = "events"
 
-// maxCommit bounds the entries of one Append, so that one commit never
-// grows without bound under load.
-const maxCommit = 1024
-
-// maxAsyncCommits bounds the batches handed to a [queue.AsyncAppender] and
-// not yet done, so that a slow disk holds back Ingest instead of growing
-// memory. The store merges waiting batches into one write, so a few are
-// enough to keep it busy.
-const maxAsyncCommits = 8
-
-// A commit is the work of one Ingest or device event: the entries it
-// appends and whom to tell once they are durable.
-type commit struct {
-	entries []queue.Entry
-	done    func(error) // may be nil
-}
-
-func (c *commit) finish(err error) {
-	if c.done != nil {
-		c.done(err)
-	}
-}
-
 // Partition returns the built-in events partition of a device: the 32-bit
 // FNV-1a hash of its device id modulo Config.Partitions. Every message of a
 // device, and of its modules, goes to that partition.
@@ -118,107 +95,14 @@ func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message)
 }
 
 // enqueue hands entries to the committer. A message routed nowhere is
-// done at once, as IoT Hub acknowledges orphaned messages.
+// done in its turn, as IoT Hub acknowledges orphaned messages.
 func (h *Hub) enqueue(ctx context.Context, entries []queue.Entry, done func(error)) {
-	c := &commit{entries: entries, done: done}
-	h.inMu.RLock()
-	defer h.inMu.RUnlock()
-	if h.inShut {
-		c.finish(hubkit.ErrClosed)
-		return
-	}
-	select {
-	case h.pending <- c:
-	case <-ctx.Done():
-		c.finish(fmt.Errorf("hub: ingest: %w", ctx.Err()))
-	case <-h.ctx.Done():
-		c.finish(hubkit.ErrClosed)
-	}
+	h.commits.Submit(ctx, entries, done)
 }
 
-// stopIngest stops taking work: the committer drains what is pending and
-// returns.
-func (h *Hub) stopIngest() {
-	h.inMu.Lock()
-	defer h.inMu.Unlock()
-	if !h.inShut {
-		h.inShut = true
-		close(h.pending)
-	}
-}
-
-// commitLoop is the one committer: it takes everything pending and appends
-// it in one write, and the done callbacks are called in order once that
-// write is durable. When the store is a [queue.AsyncAppender] it hands each
-// batch over and goes straight back to gathering the next while the store
-// syncs, so that a message waits for one sync rather than for the one in
-// progress and then its own; the store then calls the callbacks, from its
-// own goroutine, in the order the batches were handed over. Otherwise it
-// waits in Append. It returns when pending is closed and drained, or when
-// the hub closes, and only once every batch it handed over is done.
-func (h *Hub) commitLoop() error {
-	defer close(h.drained)
-	async, _ := h.q.(queue.AsyncAppender)
-	slots := make(chan struct{}, maxAsyncCommits) // batches handed over and not yet done
-	defer func() {
-		for range cap(slots) {
-			slots <- struct{}{}
-		}
-	}()
-	var entries []queue.Entry
-	for {
-		var batch []*commit // not reused: an asynchronous append's callback keeps it
-		entries = entries[:0]
-		select {
-		case c, ok := <-h.pending:
-			if !ok {
-				return nil
-			}
-			batch = append(batch, c)
-			entries = append(entries, c.entries...)
-		case <-h.ctx.Done():
-			return nil
-		}
-	drain:
-		for len(entries) < maxCommit {
-			select {
-			case c, ok := <-h.pending:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, c)
-				entries = append(entries, c.entries...)
-			default:
-				break drain
-			}
-		}
-		n := len(entries)
-		if async != nil {
-			// A batch without entries goes through the store too, so that
-			// its callbacks keep their place after those of earlier batches.
-			slots <- struct{}{}
-			async.AppendAsync(h.ctx, entries, func(_ []queue.Position, err error) {
-				h.finish(batch, n, err)
-				<-slots
-			})
-			continue
-		}
-		var err error
-		if n > 0 {
-			_, err = h.q.Append(h.ctx, entries)
-		}
-		h.finish(batch, n, err)
-	}
-}
-
-// finish calls the done callbacks of a batch of n entries whose append
-// returned err.
-func (h *Hub) finish(batch []*commit, n int, err error) {
-	if err != nil {
-		err = h.closedErr(fmt.Errorf("hub: append %d entries: %w", n, err))
-		h.log.LogAttrs(h.ctx, slog.LevelError, "commit failed", slog.Any("err", err))
-	}
-	for _, c := range batch {
-		c.finish(err)
-	}
+// commitFailed logs a failed D2C write and returns the error its messages get.
+func (h *Hub) commitFailed(n int, err error) error {
+	err = h.closedErr(fmt.Errorf("hub: append %d entries: %w", n, err))
+	h.log.LogAttrs(h.ctx, slog.LevelError, "commit failed", slog.Any("err", err))
+	return err
 }

@@ -2,19 +2,18 @@
 // benchmarking brokers without the whole hub: device-to-cloud messages are
 // appended to a [queue.Streams] by one group-committing goroutine, and
 // cloud-to-device messages come from [queue.DeviceQueues], one queue per
-// device id.
+// device id. The committer is the hub's own (internal/groupcommit).
 package brokertest
 
 import (
 	"context"
-	"errors"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/internal/groupcommit"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -41,21 +40,14 @@ type Hub struct {
 	auth auth.Authenticator
 	q    queue.DurableQueue
 
-	ctx    context.Context // cancelled by Close; bounds Append
-	cancel context.CancelFunc
-	wake   chan struct{} // capacity 1: pending is not empty
-	wg     sync.WaitGroup
+	commits *groupcommit.Committer
+	cancel  context.CancelFunc // ends the committer's writes
+	run     chan error         // the committer's result
 
 	mu      sync.Mutex // guards the fields below
-	pending []ingest
 	closed  bool
 	events  []ConnEvent
 	waiters []chan struct{} // closed on the next event
-}
-
-type ingest struct {
-	msg  *hubkit.Message
-	done func(error)
 }
 
 var _ broker.Hub = (*Hub)(nil)
@@ -64,9 +56,8 @@ var _ broker.Hub = (*Hub)(nil)
 // starts its committer goroutine; Close stops it. The Hub does not close q.
 func New(a auth.Authenticator, q queue.DurableQueue) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &Hub{auth: a, q: q, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
-	h.wg.Add(1)
-	go h.commit()
+	h := &Hub{auth: a, q: q, commits: groupcommit.New(q, groupcommit.Options{}), cancel: cancel, run: make(chan error, 1)}
+	go func() { h.run <- h.commits.Run(ctx) }()
 	return h
 }
 
@@ -82,14 +73,9 @@ func (h *Hub) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	h.cancel()
-	h.wg.Wait()
-	h.mu.Lock()
-	rest := h.pending
-	h.pending = nil
-	h.mu.Unlock()
-	for _, in := range rest {
-		in.done(hubkit.ErrClosed)
-	}
+	h.commits.Stop()
+	<-h.run
+	h.commits.Fail(hubkit.ErrClosed)
 	return nil
 }
 
@@ -115,54 +101,7 @@ func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message,
 	s.ConnectionAuthMethod = id.Method.JSON()
 	s.MessageSource = hubkit.SourceTelemetry
 	s.EnqueuedTime = time.Now().UTC()
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		done(hubkit.ErrClosed)
-		return
-	}
-	h.pending = append(h.pending, ingest{m, done})
-	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
-}
-
-// commit is the committer goroutine: one Append per wake-up for everything
-// pending, then the done callbacks in order.
-func (h *Hub) commit() {
-	defer h.wg.Done()
-	var batch []ingest
-	var entries []queue.Entry
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-h.wake:
-		}
-		// Let the connections that are about to hand over more messages
-		// do so, so that one sync covers them too.
-		runtime.Gosched()
-		h.mu.Lock()
-		batch, h.pending = h.pending, batch[:0]
-		h.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
-		entries = entries[:0]
-		for _, in := range batch {
-			entries = append(entries, queue.Entry{Stream: Stream, Message: in.msg})
-		}
-		_, err := h.q.Append(h.ctx, entries)
-		if err != nil && h.ctx.Err() != nil {
-			err = errors.Join(hubkit.ErrClosed, err)
-		}
-		for i, in := range batch {
-			in.done(err)
-			batch[i] = ingest{}
-		}
-	}
+	h.commits.Submit(ctx, []queue.Entry{{Stream: Stream, Message: m}}, done)
 }
 
 // Connected records the call.
