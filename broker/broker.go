@@ -67,6 +67,20 @@ type Hub interface {
 	Settle(ctx context.Context, deviceID, lockToken string, how Settlement) error
 }
 
+// BatchCompleter is an optional role of [Hub]: a broker discovers it with a
+// type assertion and, when a device acknowledged several C2D messages
+// before the broker got round to completing them, completes them in one
+// call, which the hub turns into one store write when the store allows.
+// Without it the broker calls Settle for each.
+type BatchCompleter interface {
+	// CompleteC2D completes the deliveries of lockTokens of the device as
+	// Settle with Complete does. It returns one error per token, in token
+	// order: nil once that message is completed, or an error as Settle
+	// would give. It is safe for concurrent use and does not keep
+	// lockTokens.
+	CompleteC2D(ctx context.Context, deviceID string, lockTokens []string) []error
+}
+
 // Settlement is how a device ends a C2D delivery.
 type Settlement uint8
 

@@ -11,6 +11,8 @@ import (
 	"github.com/hubkit/hubkit/queue"
 )
 
+var _ broker.BatchCompleter = (*Hub)(nil)
+
 // maxExpiry is the furthest in the future a C2D expiry time may be.
 const maxExpiry = 48 * time.Hour
 
@@ -85,7 +87,12 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.Receiv
 		return d, h.closedErr(err)
 	}
 	d.Message.System.ConnectionAuthGenerationID = ""
-	h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	if !opts.Volatile {
+		// A device asked (HTTPS). A volatile receive is a broker pushing
+		// to a connection; the device's acknowledgement, through Settle
+		// or CompleteC2D, records its activity.
+		h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	}
 	return d, nil
 }
 
@@ -120,6 +127,42 @@ func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker
 	}
 	h.touch(ctx, deviceID, "", h.cfg.clock.Now())
 	return nil
+}
+
+// CompleteC2D completes several deliveries of ReceiveC2D of one device,
+// as Settle with Complete does for each, in one store write when the
+// store is a [queue.BatchCompleter]. It implements [broker.BatchCompleter]:
+// one error per token, in token order, nil for each completed message.
+func (h *Hub) CompleteC2D(ctx context.Context, deviceID string, lockTokens []string) []error {
+	var errs []error
+	if err := h.running(); err != nil {
+		errs = make([]error, len(lockTokens))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if bc, ok := h.q.(queue.BatchCompleter); ok {
+		errs = bc.CompleteBatch(ctx, deviceID, lockTokens)
+	} else {
+		errs = make([]error, len(lockTokens))
+		for i, t := range lockTokens {
+			errs[i] = h.q.Complete(ctx, deviceID, t)
+		}
+	}
+	done := 0
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = h.closedErr(fmt.Errorf("hub: settle %q: %w", deviceID, err))
+			continue
+		}
+		done++
+	}
+	if done > 0 {
+		h.metrics.c2dCompleted.Add(int64(done))
+		h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	}
+	return errs
 }
 
 // Purge removes every message of the device's queue, each giving Purged

@@ -315,3 +315,36 @@ func TestDeleteDeviceDropsQueueAndFeedback(t *testing.T) {
 		t.Fatalf("feedback %v, want only stays:Success", got)
 	}
 }
+
+func TestCompleteC2D(t *testing.T) {
+	r := newRig(t, rigOptions{config: func(c *hub.Config) { c.FeedbackBatchSize = 2 }})
+	createDevice(t, r, "d1")
+	ctx := ctxFor(t, 5*time.Second)
+	for i := range 3 {
+		if _, err := r.SendC2D(ctx, "d1", &hubkit.Message{System: hubkit.SystemProperties{MessageID: fmt.Sprint(i), Ack: hubkit.AckPositive}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tokens []string
+	for range 2 {
+		d, err := r.ReceiveC2D(ctx, "d1", queue.ReceiveOptions{NoWait: true, Volatile: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, d.LockToken)
+	}
+	errs := r.CompleteC2D(ctx, "d1", append(tokens, "no-such-token"))
+	if len(errs) != 3 || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], hubkit.ErrDeviceMessageLockLost) {
+		t.Fatalf("CompleteC2D = %v, want nil, nil, lock lost", errs)
+	}
+	if m := r.Metrics(); m.C2DCompleted != 2 {
+		t.Errorf("C2DCompleted = %d, want 2", m.C2DCompleted)
+	}
+	if got := feedbackRecords(t, r, 2); strings.Join(got, " ") != "d1:Success d1:Success" {
+		t.Errorf("feedback %v", got)
+	}
+	d, err := r.ReceiveC2D(ctx, "d1", queue.ReceiveOptions{NoWait: true})
+	if err != nil || d.Message.System.MessageID != "2" {
+		t.Errorf("after CompleteC2D received %q, %v; want the third message", d.Message.System.MessageID, err)
+	}
+}

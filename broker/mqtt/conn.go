@@ -412,33 +412,59 @@ func (c *conn) puback(id uint16) {
 }
 
 // settle is the settler goroutine: it completes acknowledged messages and
-// frees their place in the window. Acknowledged messages are completed
-// even while the delivery stops.
+// frees their place in the window. It takes every token acknowledged by
+// then, so that PUBACKs that arrive while a completion waits for its sync
+// are completed together, in one store write when the hub is a
+// [broker.BatchCompleter]. Acknowledged messages are completed even while
+// the delivery stops.
 func (c *conn) settle(ctx context.Context, d *delivery) {
+	tokens := make([]string, 0, c2dWindow)
 	for {
-		var token string
 		select {
-		case token = <-d.acked:
+		case t := <-d.acked:
+			tokens = append(tokens[:0], t)
 		case <-ctx.Done():
-			for {
-				select {
-				case token = <-d.acked:
-					c.complete(token)
-				default:
-					return
-				}
-			}
+			c.complete(drain(d.acked, tokens[:0]))
+			return
 		}
-		c.complete(token)
-		<-d.window
+		tokens = drain(d.acked, tokens)
+		c.complete(tokens)
+		for range tokens {
+			<-d.window
+		}
 	}
 }
 
-func (c *conn) complete(token string) {
+// drain appends to dst the tokens waiting in ch, without blocking.
+func drain(ch <-chan string, dst []string) []string {
+	for {
+		select {
+		case t := <-ch:
+			dst = append(dst, t)
+		default:
+			return dst
+		}
+	}
+}
+
+func (c *conn) complete(tokens []string) {
+	if len(tokens) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.b.ctx, 10*time.Second)
 	defer cancel()
-	if err := c.b.hub.Settle(ctx, c.id.DeviceID, token, broker.Complete); err != nil {
-		c.logger().Warn("completing a cloud-to-device message", "err", err)
+	var errs []error
+	if bc, ok := c.b.hub.(broker.BatchCompleter); ok {
+		errs = bc.CompleteC2D(ctx, c.id.DeviceID, tokens)
+	} else {
+		for _, t := range tokens {
+			errs = append(errs, c.b.hub.Settle(ctx, c.id.DeviceID, t, broker.Complete))
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			c.logger().Warn("completing a cloud-to-device message", "err", err)
+		}
 	}
 }
 
