@@ -11,7 +11,9 @@
 // fsync and only then publishes the new records to readers and answers the
 // callers. So concurrent writers share fsyncs (group commit), a call returns
 // only once its change is durable, and while one batch waits for the disk the
-// committer already builds the next. [Store.AppendAsync] ([queue.AsyncAppender])
+// committer gathers the requests that arrive into the next, which it hands
+// to Pebble as soon as that sync ends: the log syncs one batch at a time
+// anyway, and one batch per sync costs far less than one per request. [Store.AppendAsync] ([queue.AsyncAppender])
 // is the same request without the wait: the second goroutine calls its done
 // function where it would have answered the caller, so a caller that
 // pipelines its appends keeps the committer fed.
