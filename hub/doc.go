@@ -36,9 +36,10 @@
 // for feedback is journaled by the store in the same write as the outcome
 // itself; a feedback goroutine turns the journal into feedback messages of
 // up to Config.FeedbackBatchSize records, flushed at the latest
-// Config.FeedbackBatchDelay after their first record, and commits the
-// journal cursor only after the feedback message is durable. The service
-// reads them with [Hub.ReceiveFeedback].
+// Config.FeedbackBatchDelay after their first record, each enqueued in
+// the same atomic write that moves the journal cursor past its records, so
+// that a crash neither loses nor repeats a record. The service reads them
+// with [Hub.ReceiveFeedback].
 //
 // # Locks
 //
