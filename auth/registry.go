@@ -194,19 +194,12 @@ type Registry struct {
 type deviceEntry struct {
 	dev  *Device
 	keys keyPair
-	// persisted is the LastActivityTime last written to the store.
-	persisted time.Time
 }
 
 type moduleEntry struct {
 	mod       *Module
 	keys      keyPair
-	persisted time.Time
 }
-
-// activityGranularity is how stale the stored LastActivityTime may get
-// before Touch writes it (IoT Hub's own value may lag by minutes).
-const activityGranularity = time.Minute
 
 // NewRegistry returns a registry over cfg.KV. It reads nothing until used.
 func NewRegistry(cfg RegistryConfig) (*Registry, error) {
@@ -271,7 +264,7 @@ func (r *Registry) device(ctx context.Context, id string) (*deviceEntry, error) 
 				return nil, err
 			}
 			keys, _ := decodeKeys(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
-			e := &deviceEntry{dev: &d, keys: keys, persisted: d.LastActivityTime}
+			e := &deviceEntry{dev: &d, keys: keys}
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.devices[id]; old != nil {
@@ -310,7 +303,7 @@ func (r *Registry) module(ctx context.Context, id, mid string) (*moduleEntry, er
 				return nil, err
 			}
 			keys, _ := decodeKeys(m.Authentication.SymmetricKey.PrimaryKey, m.Authentication.SymmetricKey.SecondaryKey)
-			e := &moduleEntry{mod: &m, keys: keys, persisted: m.LastActivityTime}
+			e := &moduleEntry{mod: &m, keys: keys}
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.modules[k]; old != nil {
@@ -361,8 +354,8 @@ func (r *Registry) read(ctx context.Context, key string, v any) error {
 // cacheDevice replaces the cached entry of id; dev nil marks it deleted.
 // The decoded keys, with their pools of HMACs, carry over when the keys
 // did not change.
-func (r *Registry) cacheDevice(id string, dev *Device, persisted time.Time) {
-	e := &deviceEntry{dev: dev, persisted: persisted}
+func (r *Registry) cacheDevice(id string, dev *Device) {
+	e := &deviceEntry{dev: dev}
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	if dev != nil {
@@ -376,8 +369,8 @@ func (r *Registry) cacheDevice(id string, dev *Device, persisted time.Time) {
 	r.devices[id] = e
 }
 
-func (r *Registry) cacheModule(id, mid string, mod *Module, persisted time.Time) {
-	e := &moduleEntry{mod: mod, persisted: persisted}
+func (r *Registry) cacheModule(id, mid string, mod *Module) {
+	e := &moduleEntry{mod: mod}
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	if mod != nil {
@@ -417,7 +410,7 @@ func (r *Registry) Create(ctx context.Context, d Device) (Device, error) {
 	if err := r.put(ctx, r.deviceKey(n.DeviceID), &n); err != nil {
 		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
 	}
-	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
+	r.cacheDevice(n.DeviceID, &n)
 	r.notify(Change{Kind: Created, DeviceID: n.DeviceID, Enabled: n.Status == StatusEnabled, CredentialsChanged: true})
 	return n.clone(), nil
 }
@@ -454,7 +447,7 @@ func (r *Registry) Update(ctx context.Context, d Device, ifMatch string) (Device
 	if err := r.put(ctx, r.deviceKey(n.DeviceID), &n); err != nil {
 		return Device{}, fmt.Errorf("auth: update device %q: %w", d.DeviceID, err)
 	}
-	r.cacheDevice(n.DeviceID, &n, n.LastActivityTime)
+	r.cacheDevice(n.DeviceID, &n)
 	r.notify(Change{Kind: Updated, DeviceID: n.DeviceID, Enabled: n.Status == StatusEnabled, CredentialsChanged: n.Authentication != old.Authentication})
 	return n.clone(), nil
 }
@@ -483,9 +476,9 @@ func (r *Registry) Delete(ctx context.Context, id, ifMatch string) error {
 	if err := r.kv.Write(ctx, ops...); err != nil {
 		return fmt.Errorf("auth: delete device %q: %w", id, err)
 	}
-	r.cacheDevice(id, nil, time.Time{})
+	r.cacheDevice(id, nil)
 	for _, m := range mods {
-		r.cacheModule(id, m.ModuleID, nil, time.Time{})
+		r.cacheModule(id, m.ModuleID, nil)
 	}
 	r.notify(Change{Kind: Deleted, DeviceID: id})
 	for _, m := range mods {
@@ -545,49 +538,65 @@ func (r *Registry) SetConnectionState(ctx context.Context, id, moduleID string, 
 		state = Connected
 	}
 	now := r.now().UTC()
-	return r.updateHubFields(ctx, id, moduleID, true, func(h *hubFields) {
+	return r.updateHubFields(ctx, id, moduleID, func(h *hubFields) {
 		*h.state, *h.stateTime = state, now
 	})
 }
 
 // Touch records activity of the device or module at t (connect, send,
-// receive). It updates lookups at once but writes the store only when the
-// stored time is a minute or more older, so that it costs no write per
-// message; the stored value may lag by up to a minute after a crash. It
-// takes the registry's write lock briefly.
+// receive) in the cached identity only: it never reads or writes the
+// store, so that it costs nothing on the message path and never waits
+// for a sync. The time reaches the store with the identity's next write
+// (a connection state change, an update); after a crash the stored value
+// may lag, as IoT Hub's own value may. An identity not in the cache (never
+// looked up since the registry started) is left alone. Times less than a
+// second apart are not recorded separately.
 func (r *Registry) Touch(ctx context.Context, id, moduleID string, t time.Time) error {
-	return r.updateHubFields(ctx, id, moduleID, false, func(h *hubFields) {
-		if t.After(*h.activity) {
-			*h.activity = t.UTC()
-		}
-	})
+	if y := t.Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("auth: touch %q: time %v out of range: %w", clip(id), t, hubkit.ErrArgumentInvalid)
+	}
+	t = t.UTC()
+	r.mu.Lock() // orders Touch with the writes that persist the cache
+	defer r.mu.Unlock()
+	r.cmu.RLock()
+	de, me := r.devices[id], r.modules[[2]string{id, moduleID}]
+	r.cmu.RUnlock()
+	switch {
+	case moduleID == "" && de != nil && de.dev != nil && t.Sub(de.dev.LastActivityTime) >= time.Second:
+		d := de.dev.clone()
+		d.LastActivityTime = t
+		r.cacheDevice(id, &d)
+	case moduleID != "" && me != nil && me.mod != nil && t.Sub(me.mod.LastActivityTime) >= time.Second:
+		m := *me.mod
+		m.LastActivityTime = t
+		r.cacheModule(id, moduleID, &m)
+	}
+	return nil
 }
 
 // SetCloudToDeviceMessageCount records how many messages wait in the
 // device's cloud-to-device queue, durably.
 func (r *Registry) SetCloudToDeviceMessageCount(ctx context.Context, id string, n int) error {
-	return r.updateHubFields(ctx, id, "", true, func(h *hubFields) { *h.count = n })
+	return r.updateHubFields(ctx, id, "", func(h *hubFields) { *h.count = n })
 }
 
 // hubFields points at the hub-maintained fields of a device or module.
 type hubFields struct {
 	state               *string
-	stateTime, activity *time.Time
+	stateTime *time.Time
 	count               *int
 }
 
 // updateHubFields lets f change the hub-maintained fields of a device or
-// module (moduleID not empty), then caches the result. It writes the store
-// when always is set or the stored activity time is stale.
-func (r *Registry) updateHubFields(ctx context.Context, id, mid string, always bool, f func(*hubFields)) error {
+// module (moduleID not empty), writes the result and caches it.
+func (r *Registry) updateHubFields(ctx context.Context, id, mid string, f func(*hubFields)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var (
-		key       string
-		persisted time.Time
-		h         hubFields
-		rec       any
-		cache     func(persisted time.Time)
+		key   string
+		h     hubFields
+		rec   any
+		cache func()
 	)
 	if mid != "" {
 		e, err := r.module(ctx, id, mid)
@@ -595,27 +604,24 @@ func (r *Registry) updateHubFields(ctx context.Context, id, mid string, always b
 			return err
 		}
 		m := *e.mod
-		key, persisted, rec = r.moduleKey(id, mid), e.persisted, &m
-		h = hubFields{&m.ConnectionState, &m.ConnectionStateUpdatedTime, &m.LastActivityTime, &m.CloudToDeviceMessageCount}
-		cache = func(p time.Time) { r.cacheModule(id, mid, &m, p) }
+		key, rec = r.moduleKey(id, mid), &m
+		h = hubFields{&m.ConnectionState, &m.ConnectionStateUpdatedTime, &m.CloudToDeviceMessageCount}
+		cache = func() { r.cacheModule(id, mid, &m) }
 	} else {
 		e, err := r.device(ctx, id)
 		if err != nil {
 			return err
 		}
 		d := e.dev.clone()
-		key, persisted, rec = r.deviceKey(id), e.persisted, &d
-		h = hubFields{&d.ConnectionState, &d.ConnectionStateUpdatedTime, &d.LastActivityTime, &d.CloudToDeviceMessageCount}
-		cache = func(p time.Time) { r.cacheDevice(id, &d, p) }
+		key, rec = r.deviceKey(id), &d
+		h = hubFields{&d.ConnectionState, &d.ConnectionStateUpdatedTime, &d.CloudToDeviceMessageCount}
+		cache = func() { r.cacheDevice(id, &d) }
 	}
 	f(&h)
-	if always || h.activity.Sub(persisted) >= activityGranularity {
-		if err := r.put(ctx, key, rec); err != nil {
-			return fmt.Errorf("auth: update %s: %w", key, err)
-		}
-		persisted = *h.activity
+	if err := r.put(ctx, key, rec); err != nil {
+		return fmt.Errorf("auth: update %s: %w", key, err)
 	}
-	cache(persisted)
+	cache()
 	return nil
 }
 
@@ -640,7 +646,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err := r.put(ctx, r.moduleKey(m.DeviceID, m.ModuleID), &m); err != nil {
 		return Module{}, fmt.Errorf("auth: create module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
 	}
-	r.cacheModule(m.DeviceID, m.ModuleID, &m, time.Time{})
+	r.cacheModule(m.DeviceID, m.ModuleID, &m)
 	r.notify(Change{Kind: Created, DeviceID: m.DeviceID, ModuleID: m.ModuleID, Enabled: true, CredentialsChanged: true})
 	return m, nil
 }
@@ -661,7 +667,7 @@ func (r *Registry) DeleteModule(ctx context.Context, id, moduleID, ifMatch strin
 	if err := r.kv.Write(ctx, queue.KVOp{Key: r.moduleKey(id, moduleID), Delete: true}); err != nil {
 		return fmt.Errorf("auth: delete module %q of device %q: %w", moduleID, id, err)
 	}
-	r.cacheModule(id, moduleID, nil, time.Time{})
+	r.cacheModule(id, moduleID, nil)
 	r.notify(Change{Kind: Deleted, DeviceID: id, ModuleID: moduleID})
 	return nil
 }
