@@ -197,8 +197,8 @@ type deviceEntry struct {
 }
 
 type moduleEntry struct {
-	mod       *Module
-	keys      keyPair
+	mod  *Module
+	keys keyPair
 }
 
 // NewRegistry returns a registry over cfg.KV. It reads nothing until used.
@@ -582,9 +582,9 @@ func (r *Registry) SetCloudToDeviceMessageCount(ctx context.Context, id string, 
 
 // hubFields points at the hub-maintained fields of a device or module.
 type hubFields struct {
-	state               *string
+	state     *string
 	stateTime *time.Time
-	count               *int
+	count     *int
 }
 
 // updateHubFields lets f change the hub-maintained fields of a device or
