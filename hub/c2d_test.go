@@ -348,3 +348,28 @@ func TestCompleteC2D(t *testing.T) {
 		t.Errorf("after CompleteC2D received %q, %v; want the third message", d.Message.System.MessageID, err)
 	}
 }
+
+func TestFeedbackLockEndsWithRestart(t *testing.T) {
+	o := rigOptions{config: func(c *hub.Config) { c.FeedbackBatchSize = 1 }}
+	r := newRig(t, o)
+	createDevice(t, r, "d1")
+	if _, err := r.SendC2D(ctxFor(t, 5*time.Second), "d1", &hubkit.Message{System: hubkit.SystemProperties{MessageID: "m", Ack: hubkit.AckPositive}}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, r, "d1", broker.Complete)
+	b, err := r.ReceiveFeedback(ctxFor(t, 10*time.Second), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = r.restart(t, o)
+	again, err := r.ReceiveFeedback(ctxFor(t, 5*time.Second), true)
+	if err != nil || again.Message.System.MessageID != b.Message.System.MessageID {
+		t.Fatalf("after restart ReceiveFeedback = %q, %v; want the message locked before, at once", again.Message.System.MessageID, err)
+	}
+	if err := r.CompleteFeedback(ctxFor(t, 5*time.Second), b.LockToken); !errors.Is(err, hubkit.ErrDeviceMessageLockLost) {
+		t.Errorf("CompleteFeedback with a token from before the restart: %v, want lock lost", err)
+	}
+	if err := r.CompleteFeedback(ctxFor(t, 5*time.Second), again.LockToken); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -270,13 +270,18 @@ func (f *feedback) commit(next uint64, log *slog.Logger) {
 // Config.FeedbackLockDuration and returns it with its records. Unless
 // noWait, it waits until one is available, ctx ends or the hub closes;
 // with noWait it returns queue.ErrEmpty when none is.
+//
+// The lock is volatile (see [queue.ReceiveOptions]): its holder is a Go
+// caller in this process, which a crash ends too, so after a restart the
+// message is visible again at once rather than when the lock would have
+// ended, and receiving costs no write of its own.
 func (h *Hub) ReceiveFeedback(ctx context.Context, noWait bool) (FeedbackBatch, error) {
 	if err := h.running(); err != nil {
 		return FeedbackBatch{}, err
 	}
 	ctx, cancel := h.bound(ctx)
 	defer cancel()
-	d, err := h.q.Receive(ctx, FeedbackQueue, queue.ReceiveOptions{Lock: h.cfg.FeedbackLockDuration, NoWait: noWait})
+	d, err := h.q.Receive(ctx, FeedbackQueue, queue.ReceiveOptions{Lock: h.cfg.FeedbackLockDuration, NoWait: noWait, Volatile: true})
 	if err != nil {
 		return FeedbackBatch{}, h.closedErr(err)
 	}
