@@ -239,8 +239,12 @@ func (h *Hub) checkPartition(p int) error {
 	return nil
 }
 
-// group returns the record of a consumer group.
+// consumerGroup returns the record of a consumer group. Records read once
+// are kept in h.groups, so that a Receive does not wait for a store read.
 func (h *Hub) consumerGroup(ctx context.Context, name string) (groupRecord, error) {
+	if g, ok := h.groups.Load(name); ok {
+		return g.(groupRecord), nil
+	}
 	var g groupRecord
 	b, err := h.q.Get(ctx, groupPrefix+name)
 	if errors.Is(err, queue.ErrNotFound) {
@@ -252,6 +256,7 @@ func (h *Hub) consumerGroup(ctx context.Context, name string) (groupRecord, erro
 	if err := json.Unmarshal(b, &g); err != nil {
 		return g, fmt.Errorf("hub: decode consumer group %q: %w", name, err)
 	}
+	h.groups.Store(name, g)
 	return g, nil
 }
 
@@ -299,10 +304,12 @@ func (h *Hub) createGroupLocked(ctx context.Context, name string) error {
 	if len(names) >= MaxConsumerGroups {
 		return fmt.Errorf("%w: the hub already has %d consumer groups, the limit", hubkit.ErrArgumentInvalid, MaxConsumerGroups)
 	}
-	b, _ := json.Marshal(groupRecord{Name: name, Gen: randUint64(), Created: h.cfg.clock.Now().UTC()})
+	g := groupRecord{Name: name, Gen: randUint64(), Created: h.cfg.clock.Now().UTC()}
+	b, _ := json.Marshal(g)
 	if err := h.q.Write(ctx, queue.KVOp{Key: groupPrefix + name, Value: b}); err != nil {
 		return h.closedErr(fmt.Errorf("hub: create consumer group %q: %w", name, err))
 	}
+	h.groups.Store(name, g) // replaces whatever an earlier group of that name left
 	return nil
 }
 
@@ -323,6 +330,7 @@ func (h *Hub) DeleteConsumerGroup(ctx context.Context, name string) error {
 	if err := h.q.Write(ctx, queue.KVOp{Key: groupPrefix + name, Delete: true}); err != nil {
 		return h.closedErr(fmt.Errorf("hub: delete consumer group %q: %w", name, err))
 	}
+	h.groups.Delete(name)
 	return nil
 }
 

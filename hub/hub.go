@@ -62,6 +62,7 @@ type Hub struct {
 	deliveries []*endpoint.Delivery
 
 	groupsMu sync.Mutex // serialises consumer group changes
+	groups   sync.Map   // consumer group name → groupRecord, for those read or created
 
 	fb *feedback
 
