@@ -50,7 +50,8 @@ func (s *Store) Enqueue(ctx context.Context, name string, msg *hubkit.Message, o
 	return it.msg.System.SequenceNumber, nil
 }
 
-// Receive implements [queue.DeviceQueues.Receive].
+// Receive implements [queue.DeviceQueues.Receive]. Every lock is
+// volatile here, opts.Volatile or not: nothing outlives the store.
 func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOptions) (queue.Delivery, error) {
 	if opts.Lock <= 0 {
 		return queue.Delivery{}, invalid("receive", "lock %v is not positive", opts.Lock)
