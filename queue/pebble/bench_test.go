@@ -88,7 +88,7 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkPebbleSyncBaseline is the floor to compare BenchmarkAppend
 // with: bare Pebble Set with Sync, no store on top.
 func BenchmarkPebbleSyncBaseline(b *testing.B) {
-	for _, n := range []int{1, 64} {
+	for _, n := range []int{1, 16, 64, 256} {
 		b.Run(fmt.Sprintf("writers=%d", n), func(b *testing.B) {
 			db, err := pebbledb.Open(b.TempDir(), &pebbledb.Options{Logger: quietPebble{}})
 			if err != nil {
