@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/broker"
+	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -16,10 +17,17 @@ import (
 // flight, 256-byte bodies, each acknowledged only once durable.
 func BenchmarkIngest(b *testing.B) {
 	r := newRig(b, rigOptions{})
+	b.SetBytes(256)
+	b.ResetTimer()
+	ingestLoad(b, r.Hub)
+}
+
+// ingestLoad sends b.N messages or a few more, 256-byte bodies, from 64
+// devices keeping up to 16 in flight each, and returns how many it sent
+// once all are acknowledged.
+func ingestLoad(b *testing.B, h *hub.Hub) int {
 	body := make([]byte, 256)
 	const devices, inflight = 64, 16
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
 	var wg sync.WaitGroup
 	per := b.N/devices + 1
 	for d := range devices {
@@ -30,7 +38,7 @@ func BenchmarkIngest(b *testing.B) {
 			sem := make(chan struct{}, inflight)
 			for range per {
 				sem <- struct{}{}
-				r.Ingest(b.Context(), id, &hubkit.Message{Body: body}, func(err error) {
+				h.Ingest(b.Context(), id, &hubkit.Message{Body: body}, func(err error) {
 					if err != nil {
 						b.Error(err)
 					}
@@ -43,6 +51,7 @@ func BenchmarkIngest(b *testing.B) {
 		}()
 	}
 	wg.Wait()
+	return per * devices
 }
 
 // BenchmarkC2DCycle measures one cloud-to-device message's send, receive

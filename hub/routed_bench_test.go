@@ -3,7 +3,6 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -114,35 +113,11 @@ func BenchmarkRouted(b *testing.B) {
 			}
 			defer h.Close()
 
-			body := make([]byte, 256)
-			const devices, inflight = 64, 16
-			per := b.N/devices + 1
 			syncs.Store(0)
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			for d := range devices {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					id := identity(fmt.Sprint("dev-", d))
-					sem := make(chan struct{}, inflight)
-					for range per {
-						sem <- struct{}{}
-						h.Ingest(b.Context(), id, &hubkit.Message{Body: body}, func(err error) {
-							if err != nil {
-								b.Error(err)
-							}
-							<-sem
-						})
-					}
-					for range inflight {
-						sem <- struct{}{}
-					}
-				}()
-			}
-			wg.Wait()
+			sent := ingestLoad(b, h)
 			b.StopTimer()
-			total := float64(per * devices)
+			total := float64(sent)
 			b.ReportMetric(total/b.Elapsed().Seconds(), "msgs/s")
 			b.ReportMetric(float64(wq.writes.Load())/total, "ingest-writes/msg")
 			b.ReportMetric(float64(syncs.Load())/total, "fsyncs/msg")
