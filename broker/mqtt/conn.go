@@ -46,6 +46,10 @@ type conn struct {
 	once   sync.Once // teardown
 	ended  chan struct{}
 
+	reportMu sync.Mutex // held while reporting Connected or Disconnected, so that they come in order
+	reported bool       // Connected was reported; guarded by reportMu
+	gone     bool       // teardown ran; guarded by reportMu
+
 	mu       sync.Mutex // guards the fields below
 	pend     []pendingAck
 	head     uint64   // sequence number of pend[0]
@@ -267,7 +271,12 @@ func (c *conn) teardown() {
 		}
 		b.mu.Unlock()
 		b.conns.Delete(c.cl.Net.Conn)
-		b.hub.Disconnected(b.ctx, c.id)
+		c.reportMu.Lock()
+		c.gone = true
+		if c.reported { // a connection torn down before its CONNACK was never reported
+			b.hub.Disconnected(b.ctx, c.id)
+		}
+		c.reportMu.Unlock()
 		close(c.ended)
 	})
 	<-c.ended

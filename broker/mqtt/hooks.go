@@ -186,7 +186,14 @@ func (h *hooks) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 		return
 	}
 	b := h.b
+	c.reportMu.Lock()
+	if c.gone { // closed before it was reported: nothing to resume
+		c.reportMu.Unlock()
+		return
+	}
+	c.reported = true
 	b.hub.Connected(c.ctx, c.id)
+	c.reportMu.Unlock()
 	if c.id.ExpiresAt != 0 {
 		d := time.Until(time.Unix(c.id.ExpiresAt, 0))
 		c.mu.Lock()
