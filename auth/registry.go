@@ -592,6 +592,21 @@ type hubFields struct {
 func (r *Registry) updateHubFields(ctx context.Context, id, mid string, f func(*hubFields)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	op, cache, err := r.hubUpdate(ctx, id, mid, f)
+	if err != nil {
+		return err
+	}
+	if err := r.kv.Write(ctx, op); err != nil {
+		return fmt.Errorf("auth: update %s: %w", op.Key, err)
+	}
+	cache()
+	return nil
+}
+
+// hubUpdate prepares a change of the hub-maintained fields of a device or
+// module: the write, and the cache update to make once it is durable.
+// Callers hold r.mu.
+func (r *Registry) hubUpdate(ctx context.Context, id, mid string, f func(*hubFields)) (queue.KVOp, func(), error) {
 	var (
 		key   string
 		h     hubFields
@@ -601,7 +616,7 @@ func (r *Registry) updateHubFields(ctx context.Context, id, mid string, f func(*
 	if mid != "" {
 		e, err := r.module(ctx, id, mid)
 		if err != nil {
-			return err
+			return queue.KVOp{}, nil, err
 		}
 		m := *e.mod
 		key, rec = r.moduleKey(id, mid), &m
@@ -610,7 +625,7 @@ func (r *Registry) updateHubFields(ctx context.Context, id, mid string, f func(*
 	} else {
 		e, err := r.device(ctx, id)
 		if err != nil {
-			return err
+			return queue.KVOp{}, nil, err
 		}
 		d := e.dev.clone()
 		key, rec = r.deviceKey(id), &d
@@ -618,10 +633,55 @@ func (r *Registry) updateHubFields(ctx context.Context, id, mid string, f func(*
 		cache = func() { r.cacheDevice(id, &d) }
 	}
 	f(&h)
-	if err := r.put(ctx, key, rec); err != nil {
-		return fmt.Errorf("auth: update %s: %w", key, err)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return queue.KVOp{}, nil, fmt.Errorf("auth: update %s: %w: %w", key, hubkit.ErrArgumentInvalid, err)
 	}
-	cache()
+	return queue.KVOp{Key: key, Value: b}, cache, nil
+}
+
+// A ConnectionChange is one identity's connection state, for
+// [Registry.SetConnectionStates].
+type ConnectionChange struct {
+	DeviceID  string
+	ModuleID  string // empty for a device
+	Connected bool
+	Time      time.Time // when the state changed
+}
+
+// SetConnectionStates records the connection states of several
+// identities in one durable write, as SetConnectionState records one; the
+// times are those given, and a later change of an identity in the list
+// wins over an earlier one. Identities that no longer exist are skipped.
+// It does not change etags or call OnChange.
+func (r *Registry) SetConnectionStates(ctx context.Context, changes []ConnectionChange) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := make([]queue.KVOp, 0, len(changes))
+	caches := make([]func(), 0, len(changes))
+	for _, c := range changes {
+		state, t := Disconnected, c.Time.UTC()
+		if c.Connected {
+			state = Connected
+		}
+		op, cache, err := r.hubUpdate(ctx, c.DeviceID, c.ModuleID, func(h *hubFields) { *h.state, *h.stateTime = state, t })
+		if errors.Is(err, hubkit.ErrDeviceNotFound) || errors.Is(err, ErrModuleNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ops, caches = append(ops, op), append(caches, cache)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := r.kv.Write(ctx, ops...); err != nil {
+		return fmt.Errorf("auth: record %d connection states: %w", len(ops), err)
+	}
+	for _, cache := range caches {
+		cache()
+	}
 	return nil
 }
 

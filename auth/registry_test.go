@@ -384,3 +384,36 @@ func TestRegistryTouchOutOfRange(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestRegistrySetConnectionStates(t *testing.T) {
+	kv := newKV(t)
+	r := newRegistry(t, kv, nil)
+	for _, id := range []string{"a", "b"} {
+		if _, err := r.Create(ctx, auth.Device{DeviceID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t1, t2 := testNow.Add(time.Second), testNow.Add(2*time.Second)
+	err := r.SetConnectionStates(ctx, []auth.ConnectionChange{
+		{DeviceID: "a", Connected: true, Time: t1},
+		{DeviceID: "gone", Connected: true, Time: t1}, // skipped
+		{DeviceID: "b", Connected: true, Time: t1},
+		{DeviceID: "b", Connected: false, Time: t2}, // the later change wins
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRegistry(t, kv, nil) // what reached the store
+	for _, want := range []struct {
+		id    string
+		state string
+		at    time.Time
+	}{{"a", auth.Connected, t1}, {"b", auth.Disconnected, t2}} {
+		for name, reg := range map[string]*auth.Registry{"cache": r, "store": r2} {
+			d, err := reg.Get(ctx, want.id)
+			if err != nil || d.ConnectionState != want.state || !d.ConnectionStateUpdatedTime.Equal(want.at) {
+				t.Errorf("%s: %s is %s since %v (%v), want %s since %v", name, want.id, d.ConnectionState, d.ConnectionStateUpdatedTime, err, want.state, want.at)
+			}
+		}
+	}
+}
