@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/queue"
 )
@@ -152,8 +153,14 @@ func TestConnectionStateInRegistry(t *testing.T) {
 	createDevice(t, r, "a")
 	ctx := ctxFor(t, 5*time.Second)
 	r.Connected(ctx, identity("a"))
-	d, err := r.GetDevice(ctx, "a")
-	if err != nil || d.ConnectionState != "Connected" || !d.ConnectionStateUpdatedTime.Equal(r.clock.Now()) || d.LastActivityTime.IsZero() {
+	var d auth.Device
+	var err error
+	// The registry is written in the background, many devices per write.
+	waitFor(t, "the connected state in the registry", func() bool {
+		d, err = r.GetDevice(ctx, "a")
+		return err != nil || d.ConnectionState == "Connected"
+	})
+	if err != nil || !d.ConnectionStateUpdatedTime.Equal(r.clock.Now()) || d.LastActivityTime.IsZero() {
 		t.Fatalf("after connect: %+v, %v", d, err)
 	}
 	if m := r.Metrics(); m.Connections != 1 {
@@ -161,8 +168,11 @@ func TestConnectionStateInRegistry(t *testing.T) {
 	}
 	r.clock.Advance(time.Minute)
 	r.Disconnected(ctx, identity("a"))
-	d, err = r.GetDevice(ctx, "a")
-	if err != nil || d.ConnectionState != "Disconnected" || !d.ConnectionStateUpdatedTime.Equal(r.clock.Now()) {
+	waitFor(t, "the disconnected state in the registry", func() bool {
+		d, err = r.GetDevice(ctx, "a")
+		return err != nil || d.ConnectionState == "Disconnected"
+	})
+	if err != nil || !d.ConnectionStateUpdatedTime.Equal(r.clock.Now()) {
 		t.Fatalf("after disconnect: %+v, %v", d, err)
 	}
 }

@@ -38,9 +38,7 @@ func (h *Hub) connection(ctx context.Context, id auth.Identity, connected bool) 
 		op, delta = "deviceConnected", 1
 	}
 	h.metrics.connections.Add(delta)
-	if err := h.reg.SetConnectionState(ctx, id.DeviceID, id.ModuleID, connected); err != nil {
-		h.log.LogAttrs(ctx, slog.LevelWarn, "record connection state", slog.String("device_id", id.DeviceID), slog.Any("err", err))
-	}
+	h.states.add(auth.ConnectionChange{DeviceID: id.DeviceID, ModuleID: id.ModuleID, Connected: connected, Time: now})
 	h.touch(ctx, id.DeviceID, id.ModuleID, now)
 	body := fmt.Sprintf(`{"sequenceNumber":"%064X"}`, h.nextEventSeq(now))
 	h.event(ctx, route.DeviceConnectionStateEvents, "deviceConnectionStateNotification", op, id.DeviceID, id.ModuleID, now, []byte(body))

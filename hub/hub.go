@@ -64,7 +64,8 @@ type Hub struct {
 	groupsMu sync.Mutex // serialises consumer group changes
 	groups   sync.Map   // consumer group name → groupRecord, for those read or created
 
-	fb *feedback
+	fb     *feedback
+	states *connectionStates // connection states on their way to the registry
 
 	eventSeq atomic.Uint64 // the last connection event sequence number given out
 	metrics  metrics
@@ -84,9 +85,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	name, _, _ := strings.Cut(cfg.HostName, ".")
 	h := &Hub{
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "hub"),
-		name: name,
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "hub"),
+		name:   name,
+		states: newConnectionStates(),
 	}
 	h.router = cfg.Router
 	if h.router == nil {
@@ -165,6 +167,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.fb = fb
 	h.group.Go(func() error { return h.commits.Run(h.ctx) })
 	h.group.Go(fb.run)
+	h.group.Go(func() error { return h.runConnectionStates(h.ctx) })
 	for _, d := range h.deliveries {
 		h.group.Go(func() error {
 			// A store failure stops this endpoint only, never the hub.
