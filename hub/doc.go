@@ -43,6 +43,8 @@
 //
 // # Locks
 //
-// Hub has one mutex of its own, groupsMu, which serialises consumer group
-// changes; the D2C committer (internal/groupcommit) guards its own channel.
+// Hub's mutexes are never held together: groupsMu serialises consumer
+// group changes, and the connection-state writer's mutex guards the states
+// waiting for the registry; the D2C committer (internal/groupcommit)
+// guards its own channel.
 package hub
