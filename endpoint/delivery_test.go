@@ -16,6 +16,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/memory"
 	"github.com/hubkit/hubkit/queue/pebble"
@@ -30,18 +31,6 @@ func newStore(t testing.TB, now func() time.Time) *memory.Store {
 	s := memory.New(memory.Options{Now: now, SweepInterval: -1})
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// waitFor polls cond until it holds or 10 s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // start runs a Delivery for cfg until the test ends and checks that Run returned nil.
@@ -143,10 +132,10 @@ func TestDeliveryInOrderAcrossPartitions(t *testing.T) {
 	rec := &recorder{}
 	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 4, MaxBatch: 7})
 	appendN(t, s, "ep", 4, 0, 250)
-	waitFor(t, "1000 messages", func() bool { return len(rec.got()) >= 1000 })
+	poll.Until(t, "1000 messages", func() bool { return len(rec.got()) >= 1000 })
 	checkPartitionOrder(t, rec.got(), 4, 250)
 	for p := range 4 {
-		waitFor(t, "cursor", func() bool {
+		poll.Until(t, "cursor", func() bool {
 			n, err := s.Cursor(context.Background(), "endpoint/ep", "ep", p)
 			return err == nil && n == 250
 		})
@@ -167,7 +156,7 @@ func TestDeliveryResumesFromCursor(t *testing.T) {
 	}
 	rec := &recorder{}
 	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 2})
-	waitFor(t, "16 messages", func() bool { return len(rec.got()) == 16 })
+	poll.Until(t, "16 messages", func() bool { return len(rec.got()) == 16 })
 	got := strings.Join(rec.got(), ",")
 	if strings.Contains(got, "p1-3,") || !strings.Contains(got, "p1-4") || !strings.Contains(got, "p0-0") {
 		t.Errorf("delivered %s: want p0 from 0 and p1 from 4", got)
@@ -206,7 +195,7 @@ func TestDeliveryRetriesUntilRecovery(t *testing.T) {
 	appendN(t, s, "ep", 1, 0, 5)
 	// Backoff doubles from 1 s to 60 s: after each failure, one timer waits.
 	for i := range 8 {
-		waitFor(t, "a backoff timer", func() bool { return clock.Waiters() == 1 && len(clock.waits()) == i+1 })
+		poll.Until(t, "a backoff timer", func() bool { return clock.Waiters() == 1 && len(clock.waits()) == i+1 })
 		clock.Advance(2 * time.Minute)
 	}
 	for i, w := range clock.waits() {
@@ -219,11 +208,11 @@ func TestDeliveryRetriesUntilRecovery(t *testing.T) {
 	if h.Status != endpoint.Unhealthy || h.LastKnownError != "endpoint ep: sink down" || !h.LastSuccessfulSendAttemptTime.IsZero() || h.LastSendAttemptTime.Before(h.LastKnownErrorTime) {
 		t.Fatalf("health while failing = %+v", h)
 	}
-	waitFor(t, "a backoff timer", func() bool { return clock.Waiters() == 1 })
+	poll.Until(t, "a backoff timer", func() bool { return clock.Waiters() == 1 })
 	rec.fail(nil)
 	d.Wake() // ends the 60 s wait at once
-	waitFor(t, "5 messages", func() bool { return len(rec.got()) == 5 })
-	waitFor(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
+	poll.Until(t, "5 messages", func() bool { return len(rec.got()) == 5 })
+	poll.Until(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
 	if m := d.Metrics(); m.Failures != 9 || m.Delivered != 5 {
 		t.Errorf("metrics = %+v, want 9 failures and 5 delivered", m)
 	}
@@ -244,7 +233,7 @@ func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 		RetryPeriod: 10 * time.Minute, Retention: 15 * time.Minute})
 	appendN(t, s, "ep", 1, 0, 3)
 	for d.Health().Status != endpoint.Dead {
-		waitFor(t, "a timer", func() bool { return clock.Waiters() == 1 })
+		poll.Until(t, "a timer", func() bool { return clock.Waiters() == 1 })
 		clock.Advance(time.Minute)
 	}
 	if m := d.Metrics(); m.Dropped != [4]uint64{} {
@@ -252,7 +241,7 @@ func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 	}
 	// Dead: attempts every ReviveInterval (30 s) until the messages are 15 min old.
 	for d.Metrics().Dropped[endpoint.DropDeadEndpoint] != 3 {
-		waitFor(t, "a timer", func() bool { return clock.Waiters() == 1 || d.Metrics().Dropped[endpoint.DropDeadEndpoint] == 3 })
+		poll.Until(t, "a timer", func() bool { return clock.Waiters() == 1 || d.Metrics().Dropped[endpoint.DropDeadEndpoint] == 3 })
 		clock.Advance(30 * time.Second)
 		if clock.Now().Sub(t0) > 20*time.Minute {
 			t.Fatalf("no drop 20 min after enqueue: %+v", d.Metrics())
@@ -265,8 +254,8 @@ func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 	rec.fail(nil)
 	appendN(t, s, "ep", 1, 3, 2)
 	d.Wake()
-	waitFor(t, "2 messages", func() bool { return len(rec.got()) == 2 })
-	waitFor(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
+	poll.Until(t, "2 messages", func() bool { return len(rec.got()) == 2 })
+	poll.Until(t, "healthy", func() bool { return d.Health().Status == endpoint.Healthy })
 }
 
 func TestDeliverySkipsRefusedMessages(t *testing.T) {
@@ -289,7 +278,7 @@ func TestDeliverySkipsRefusedMessages(t *testing.T) {
 	})
 	d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 1})
 	appendN(t, s, "ep", 1, 0, 8)
-	waitFor(t, "6 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 6 })
+	poll.Until(t, "6 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 6 })
 	mu.Lock()
 	got := strings.Join(ids, ",")
 	mu.Unlock()
@@ -313,7 +302,7 @@ func TestDeliveryPartialAccepts(t *testing.T) {
 	})
 	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 2, MaxBatch: 10})
 	appendN(t, s, "ep", 2, 0, 20)
-	waitFor(t, "40 messages", func() bool { return len(rec.got()) == 40 })
+	poll.Until(t, "40 messages", func() bool { return len(rec.got()) == 40 })
 	checkPartitionOrder(t, rec.got(), 2, 20)
 }
 
@@ -331,14 +320,14 @@ func TestDeliveryBatchLimits(t *testing.T) {
 	// Each message is 13 bytes by Message.Size: 4 fit in 60 bytes.
 	start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: ep, Streams: s, Partitions: 1, MaxBatchBytes: 60, Linger: time.Second, Clock: clock})
 	appendN(t, s, "ep", 1, 0, 2)
-	waitFor(t, "linger timer", func() bool { return clock.Waiters() == 1 })
+	poll.Until(t, "linger timer", func() bool { return clock.Waiters() == 1 })
 	mu.Lock()
 	if len(sizes) != 0 {
 		t.Fatalf("sent %v before Linger passed", sizes)
 	}
 	mu.Unlock()
 	appendN(t, s, "ep", 1, 2, 8)
-	waitFor(t, "a full batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) > 0 })
+	poll.Until(t, "a full batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) > 0 })
 	total := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -349,7 +338,7 @@ func TestDeliveryBatchLimits(t *testing.T) {
 		return n
 	}
 	for total() < 10 {
-		waitFor(t, "a linger timer", func() bool { return clock.Waiters() > 0 || total() == 10 })
+		poll.Until(t, "a linger timer", func() bool { return clock.Waiters() > 0 || total() == 10 })
 		clock.Advance(time.Second)
 	}
 	mu.Lock()
@@ -401,7 +390,7 @@ func TestDeliveryCloseCancelsSend(t *testing.T) {
 	if n, err := s.Cursor(context.Background(), "endpoint/ep", "ep", 0); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("cursor = %d, %v: a cancelled send must not commit", n, err)
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+	poll.Until(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
 
 func TestDeliveryConfigErrors(t *testing.T) {
@@ -446,9 +435,9 @@ func TestDeliveryResumesAfterReopen(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- d.Run(context.Background()) }()
 		if round == 0 {
-			waitFor(t, "the first 150 messages", stop.Load)
+			poll.Until(t, "the first 150 messages", stop.Load)
 		} else {
-			waitFor(t, "all 400 messages", func() bool { return len(rec.got()) == 400 })
+			poll.Until(t, "all 400 messages", func() bool { return len(rec.got()) == 400 })
 		}
 		d.Close()
 		if err := <-done; err != nil {

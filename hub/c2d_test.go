@@ -12,6 +12,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -255,7 +256,7 @@ func TestFeedbackBatchesByTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle(t, r, "a", broker.Complete)
-	waitFor(t, "the batch timer", func() bool { return r.clock.Waiters() > before })
+	poll.Until(t, "the batch timer", func() bool { return r.clock.Waiters() > before })
 	r.clock.Advance(14 * time.Second)
 	if _, err := r.ReceiveFeedback(ctxFor(t, 5*time.Second), true); !errors.Is(err, queue.ErrEmpty) {
 		t.Fatalf("feedback after 14 s: %v", err)

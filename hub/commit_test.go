@@ -10,6 +10,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -120,13 +121,13 @@ func TestAsyncAppendPipelinesAndDoneOnlyAfterStoreDone(t *testing.T) {
 	}
 	ctx := ctxFor(t, 10*time.Second)
 	ingestOne(0)
-	waitFor(t, "the first AppendAsync", func() bool { return g.appends.Load() >= 1 })
+	poll.Until(t, "the first AppendAsync", func() bool { return g.appends.Load() >= 1 })
 	for i := 1; i <= 100; i++ {
 		ingestOne(i)
 	}
 	// The committer hands the next batches over without waiting for the
 	// first to be done, and the store makes them durable ...
-	waitFor(t, "a second AppendAsync stored while the first is not done", func() bool {
+	poll.Until(t, "a second AppendAsync stored while the first is not done", func() bool {
 		_, next, err := g.Bounds(ctx, hub.EventsStream, r.Partition("a"))
 		return err == nil && next >= 2 && g.appends.Load() >= 2
 	})
@@ -135,7 +136,7 @@ func TestAsyncAppendPipelinesAndDoneOnlyAfterStoreDone(t *testing.T) {
 		t.Fatalf("%d done callbacks before the store called done", n)
 	}
 	close(g.gate)
-	waitFor(t, "every done callback", func() bool { return dones() == 101 })
+	poll.Until(t, "every done callback", func() bool { return dones() == 101 })
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range order {
@@ -156,7 +157,7 @@ func TestConnectionStateInRegistry(t *testing.T) {
 	var d auth.Device
 	var err error
 	// The registry is written in the background, many devices per write.
-	waitFor(t, "the connected state in the registry", func() bool {
+	poll.Until(t, "the connected state in the registry", func() bool {
 		d, err = r.GetDevice(ctx, "a")
 		return err != nil || d.ConnectionState == "Connected"
 	})
@@ -168,7 +169,7 @@ func TestConnectionStateInRegistry(t *testing.T) {
 	}
 	r.clock.Advance(time.Minute)
 	r.Disconnected(ctx, identity("a"))
-	waitFor(t, "the disconnected state in the registry", func() bool {
+	poll.Until(t, "the disconnected state in the registry", func() bool {
 		d, err = r.GetDevice(ctx, "a")
 		return err != nil || d.ConnectionState == "Disconnected"
 	})

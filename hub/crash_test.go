@@ -13,6 +13,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue/pebble"
 )
 
@@ -86,7 +87,7 @@ func TestPowerLossKeepsAcknowledged(t *testing.T) {
 					}
 				}
 			})
-			waitFor(t, "some acknowledgements", func() bool {
+			poll.Until(t, "some acknowledgements", func() bool {
 				acks.mu.Lock()
 				defer acks.mu.Unlock()
 				return len(acks.d2c) > 20 && len(acks.c2d) > 2

@@ -11,6 +11,7 @@ import (
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/broker/mqtt"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 )
 
 // TestMQTTDeviceEndToEnd runs a real MQTT broker on a loopback port and a
@@ -41,7 +42,7 @@ func TestMQTTDeviceEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
 	ctx := ctxFor(t, 20*time.Second)
-	waitFor(t, "the registry to show the device connected", func() bool {
+	poll.Until(t, "the registry to show the device connected", func() bool {
 		d, err := r.GetDevice(ctx, "dev")
 		return err == nil && d.ConnectionState == auth.Connected
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -193,7 +194,7 @@ func TestGoroutinesReturnAfterClose(t *testing.T) {
 		}
 		r.close(t)
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestStartWithoutQueueUsesPebbleInDir(t *testing.T) {

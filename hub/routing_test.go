@@ -9,6 +9,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/route"
 )
 
@@ -65,13 +66,13 @@ func TestRoutingEndpointsAndDeviceEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the alerts endpoint", func() bool { return len(alerts.got()) == 1 })
+	poll.Until(t, "the alerts endpoint", func() bool { return len(alerts.got()) == 1 })
 	if m := alerts.got()[0]; string(m.Body) != "fire" {
 		t.Errorf("alerts got %q", m.Body)
 	} else if v, _ := m.Properties.Get("hub"); v != "testhub" {
 		t.Errorf("enrichment hub = %q", v)
 	}
-	waitFor(t, "the endpoint's metrics", func() bool {
+	poll.Until(t, "the endpoint's metrics", func() bool {
 		eps := r.Endpoints()
 		return len(eps) == 1 && eps[0].Metrics.Delivered == 1 && eps[0].Health.Status == "healthy"
 	})

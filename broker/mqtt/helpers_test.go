@@ -252,18 +252,6 @@ func subscribePacket(id uint16, qos byte, filters ...string) packets.Packet {
 	return pk
 }
 
-// poll waits until cond holds, failing the test after a deadline.
-func poll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func brokertestTokenFor(device, module string, valid time.Duration) string {
 	return brokertest.Token(testHost, device, module, testKey, time.Now().Add(valid))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/broker/mqtt"
+	"github.com/hubkit/hubkit/internal/poll"
 )
 
 func pahoClient(t testing.TB, broker, device string, clean bool) paho.Client {
@@ -133,7 +134,7 @@ func TestC2DWithPaho(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no C2D message")
 	}
-	poll(t, "the PUBACK to complete the message", func() bool { n, _ := e.q.Len(ctx, "dev-2"); return n == 0 })
+	poll.Until(t, "the PUBACK to complete the message", func() bool { n, _ := e.q.Len(ctx, "dev-2"); return n == 0 })
 }
 
 func TestC2DRedeliveredAfterReconnect(t *testing.T) {
@@ -159,7 +160,7 @@ func TestC2DRedeliveredAfterReconnect(t *testing.T) {
 	if string(second.Payload)+string(third.Payload) != "bc" {
 		t.Fatalf("deliveries out of order: %q %q", second.Payload, third.Payload)
 	}
-	poll(t, "the first message completed", func() bool { n, _ := e.q.Len(ctx, "dev-3"); return n == 2 })
+	poll.Until(t, "the first message completed", func() bool { n, _ := e.q.Len(ctx, "dev-3"); return n == 2 })
 	r.c.Close() // b and c never acknowledged
 
 	// A persistent session: no new SUBSCRIBE, delivery resumes with DUP.
@@ -171,7 +172,7 @@ func TestC2DRedeliveredAfterReconnect(t *testing.T) {
 		}
 		r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 	}
-	poll(t, "all messages completed", func() bool { n, _ := e.q.Len(ctx, "dev-3"); return n == 0 })
+	poll.Until(t, "all messages completed", func() bool { n, _ := e.q.Len(ctx, "dev-3"); return n == 0 })
 
 	// A clean session forgets the subscription: nothing is delivered.
 	r.c.Close()
@@ -197,7 +198,7 @@ func TestC2DQoS0CompletesWhenWritten(t *testing.T) {
 	if pk := r.mustRead(packets.Publish); pk.FixedHeader.Qos != 0 || string(pk.Payload) != "q0" {
 		t.Fatalf("got qos %d %q", pk.FixedHeader.Qos, pk.Payload)
 	}
-	poll(t, "the message completed", func() bool { n, _ := e.q.Len(ctx, "dev-1"); return n == 0 })
+	poll.Until(t, "the message completed", func() bool { n, _ := e.q.Len(ctx, "dev-1"); return n == 0 })
 }
 
 func brokertestToken(device, module string) string {

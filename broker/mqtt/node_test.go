@@ -17,6 +17,7 @@ import (
 	"github.com/hubkit/hubkit/broker/mqtt"
 	"github.com/hubkit/hubkit/internal/devcert"
 	"github.com/hubkit/hubkit/internal/nodesdk"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue/memory"
 )
 
@@ -172,7 +173,7 @@ func TestNodeSDKTelemetryAndC2D(t *testing.T) {
 	if s := msgs[1].System.Subject; s != "comp" {
 		t.Errorf("dt-subject = %q", s)
 	}
-	poll(t, "the C2D message completed", func() bool { n, _ := store.Len(ctx, "node-1"); return n == 0 })
+	poll.Until(t, "the C2D message completed", func() bool { n, _ := store.Len(ctx, "node-1"); return n == 0 })
 }
 
 func TestNodeSDKTokenRenewalKeepsC2D(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/mqtt"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue/memory"
 )
 
@@ -62,7 +63,7 @@ func TestShutdownWaitsForPendingPubacks(t *testing.T) {
 	addr := b.TCPAddr()
 	r := connectRaw(t, &env{b: b}, "dev-1", true)
 	r.send(publishPacket("devices/dev-1/messages/events/", 1, 5, []byte("pending")))
-	poll(t, "the message handed to the hub", func() bool { return hub.ingests.Load() == 1 })
+	poll.Until(t, "the message handed to the hub", func() bool { return hub.ingests.Load() == 1 })
 
 	shut := make(chan error, 1)
 	go func() {
@@ -70,7 +71,7 @@ func TestShutdownWaitsForPendingPubacks(t *testing.T) {
 		defer cancel()
 		shut <- b.Shutdown(ctx)
 	}()
-	poll(t, "the listener closed", func() bool {
+	poll.Until(t, "the listener closed", func() bool {
 		c, err := net.Dial("tcp", addr.String())
 		if err == nil {
 			c.Close()
@@ -192,9 +193,9 @@ func TestCloseWhileConnecting(t *testing.T) {
 		}
 		clients = append(clients, r.c)
 	}
-	poll(t, "every authentication to stall", func() bool { return hub.stalled.Load() == stalls })
+	poll.Until(t, "every authentication to stall", func() bool { return hub.stalled.Load() == stalls })
 	// Each accepted connection runs a read and a write goroutine.
-	poll(t, "the broker to accept every connection", func() bool { return runtime.NumGoroutine() >= g0+2*len(clients) })
+	poll.Until(t, "the broker to accept every connection", func() bool { return runtime.NumGoroutine() >= g0+2*len(clients) })
 
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
@@ -231,7 +232,7 @@ func TestCloseWhileConnecting(t *testing.T) {
 	}
 	bh.Close()
 	store.Close()
-	poll(t, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= g0 })
+	poll.Until(t, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= g0 })
 }
 
 // encode returns the bytes of pk at MQTT protocol version v.

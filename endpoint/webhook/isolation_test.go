@@ -16,6 +16,7 @@ import (
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
 	"github.com/hubkit/hubkit/endpoint/webhook"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/memory"
 )
@@ -45,17 +46,6 @@ func (b *logBuffer) healthChanges(name string) []string {
 		}
 	}
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func run(t *testing.T, cfg endpoint.DeliveryConfig) *endpoint.Delivery {
@@ -119,7 +109,7 @@ func TestDeadWebhookDoesNotSlowOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := (step + 1) * perStep * parts
-		waitFor(t, fmt.Sprintf("the Func endpoint to get %d messages at step %d", want, step), func() bool {
+		poll.Until(t, fmt.Sprintf("the Func endpoint to get %d messages at step %d", want, step), func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(fnGot) == want
@@ -140,8 +130,8 @@ func TestDeadWebhookDoesNotSlowOthers(t *testing.T) {
 	srv.SetFailing(t, false)
 	clock.Advance(61 * time.Second)
 	total := steps * perStep * parts
-	waitFor(t, "the webhook backlog", func() bool { return len(srv.Received(t)) >= total })
-	waitFor(t, "the webhook to be healthy", func() bool { return hookD.Health().Status == endpoint.Healthy })
+	poll.Until(t, "the webhook backlog", func() bool { return len(srv.Received(t)) >= total })
+	poll.Until(t, "the webhook to be healthy", func() bool { return hookD.Health().Status == endpoint.Healthy })
 
 	next := map[string]int{}
 	for _, m := range srv.Received(t) {

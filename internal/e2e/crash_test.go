@@ -23,6 +23,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/broker/mqtt"
 	"github.com/hubkit/hubkit/hub"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/pebble"
 )
@@ -231,7 +232,7 @@ func runChildOnce(t *testing.T, exe, dir string, run int, st *crashState, rng *r
 	// telemetry, sometimes as soon as the hub is ready.
 	if rng.IntN(5) != 0 {
 		want := 1 + rng.IntN(800)
-		poll(t, fmt.Sprintf("%d acknowledged messages", want), func() bool {
+		poll.Until(t, fmt.Sprintf("%d acknowledged messages", want), func() bool {
 			unlock := st.lock()
 			defer unlock()
 			return st.runAcks >= want

@@ -11,6 +11,7 @@ import (
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/internal/nodesdk"
+	"github.com/hubkit/hubkit/internal/poll"
 	"github.com/hubkit/hubkit/queue"
 )
 
@@ -156,12 +157,12 @@ func TestDevicesAndServiceAcrossRestarts(t *testing.T) {
 	if v, _ := m.Properties.Get("kind"); v != "command" {
 		t.Errorf("paho C2D kind = %q", v)
 	}
-	poll(t, "the paho C2D message completed", func() bool { return queued(pahoID) == 0 })
+	poll.Until(t, "the paho C2D message completed", func() bool { return queued(pahoID) == 0 })
 	send(pahoID, "c2d-live", hubkit.AckPositive)
 	if m := p.next(ctx, t); m.System.MessageID != "c2d-live" {
 		t.Errorf("live C2D: %+v", m)
 	}
-	poll(t, "the live C2D message completed", func() bool { return queued(pahoID) == 0 })
+	poll.Until(t, "the live C2D message completed", func() bool { return queued(pahoID) == 0 })
 	var nodeGot []nodesdk.Message
 	for _, ev := range e.runNode(ctx, nodesdk.Plan{ConnectionString: e.connectionString(nodeID), Receive: 1}) {
 		if ev.Event == "message" {
@@ -171,7 +172,7 @@ func TestDevicesAndServiceAcrossRestarts(t *testing.T) {
 	if len(nodeGot) != 1 || nodeGot[0].Data != "to node-1" || nodeGot[0].MessageID != "c2d-node" || nodeGot[0].Properties["kind"] != "command" {
 		t.Fatalf("the Node.js device received %+v", nodeGot)
 	}
-	poll(t, "the Node.js C2D message completed", func() bool { return queued(nodeID) == 0 })
+	poll.Until(t, "the Node.js C2D message completed", func() bool { return queued(nodeID) == 0 })
 	p.c.Disconnect(100)
 	e.restart()
 
