@@ -70,7 +70,8 @@ func New(q queue.Streams, opts Options) *Committer {
 // submissions from one goroutine), from the committer's or the store's
 // goroutine, and must not block. Submit waits only when the backlog is
 // full, until ctx ends or Run returns. After Stop, or once Run has
-// returned, it calls done(hubkit.ErrClosed).
+// returned, it calls done(hubkit.ErrClosed); a submission that races with
+// Run's return may be left pending, and [Committer.Fail] ends it.
 // Submissions without entries are done in their turn too.
 func (c *Committer) Submit(ctx context.Context, entries []queue.Entry, done func(error)) {
 	r := request{entries, done}
@@ -79,6 +80,12 @@ func (c *Committer) Submit(ctx context.Context, entries []queue.Entry, done func
 	if c.stopped {
 		r.finish(hubkit.ErrClosed)
 		return
+	}
+	select {
+	case <-c.drained: // checked first: a free backlog slot must not win
+		r.finish(hubkit.ErrClosed)
+		return
+	default:
 	}
 	select {
 	case c.pending <- r:

@@ -114,30 +114,40 @@ func TestGroups(t *testing.T) {
 	}
 }
 
-// TestRunGone: once Run returned, a Submit blocked on a full backlog ends
-// with ErrClosed, and Fail ends what was left.
+// TestRunGone: once Run returned, Submit ends at once with ErrClosed; a
+// Submit that was blocked on a full backlog while Run returned ends either
+// so, through Fail, or with Run's ctx error when Run took it.
 func TestRunGone(t *testing.T) {
 	c := groupcommit.New(memory.New(memory.Options{}), groupcommit.Options{Backlog: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	var left error
-	c.Submit(ctx, nil, func(err error) { left = err }) // fills the backlog
+	left := make(chan error, 1)
+	c.Submit(ctx, nil, func(err error) { left <- err }) // fills the backlog
 	blocked := make(chan error, 1)
 	go c.Submit(context.Background(), nil, func(err error) { blocked <- err })
 	cancel()
 	if err := c.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+	after := make(chan error, 1)
+	c.Submit(context.Background(), nil, func(err error) { after <- err })
 	select {
-	case err := <-blocked:
-		if !errors.Is(err, hubkit.ErrClosed) && err != nil {
-			t.Errorf("blocked Submit: %v", err)
+	case err := <-after:
+		if !errors.Is(err, hubkit.ErrClosed) {
+			t.Errorf("Submit after Run returned: %v, want ErrClosed", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a Submit blocked on a full backlog did not end when Run returned")
+	default:
+		t.Error("Submit after Run returned did not end at once")
 	}
 	c.Stop()
 	c.Fail(hubkit.ErrClosed)
-	if left != nil && !errors.Is(left, hubkit.ErrClosed) {
-		t.Errorf("left submission: %v", left)
+	for name, ch := range map[string]chan error{"blocked": blocked, "left": left} {
+		select {
+		case err := <-ch:
+			if err != nil && !errors.Is(err, hubkit.ErrClosed) && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s submission: %v, want nil, ErrClosed or Run's ctx error", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s submission never ended after Run returned, Stop and Fail", name)
+		}
 	}
 }
