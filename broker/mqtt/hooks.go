@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -89,7 +88,7 @@ func (b *Broker) admit(cl *mochi.Client, pk packets.Packet) (*conn, refusal, err
 	if u.device != device || u.module != module {
 		return nil, refuseNotAuthorized, errors.New("username names another identity than the client id")
 	}
-	if b.opts.HostName != "" && !strings.EqualFold(u.host, b.opts.HostName) {
+	if b.opts.HostName != "" && !sameHost(u.host, b.opts.HostName) {
 		return nil, refuseNotAuthorized, fmt.Errorf("username names host %q", u.host)
 	}
 	if pk.Connect.WillFlag {

@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/mqtt"
 	"github.com/hubkit/hubkit/internal/poll"
 )
@@ -57,6 +58,29 @@ func TestD2CWithPaho(t *testing.T) {
 	want := hubkit.Properties{{Name: "note", Value: "a&b +"}, {Name: "bare", Null: true}}
 	if fmt.Sprint(m.Properties) != fmt.Sprint(want) {
 		t.Errorf("properties %+v, want %+v", m.Properties, want)
+	}
+}
+
+// TestHostNameWithPort connects as the SDKs do when the connection
+// string's HostName carries a port: the port is in the username and in the
+// token's resource.
+func TestHostNameWithPort(t *testing.T) {
+	e := start(t, mqtt.Options{})
+	host := testHost + ":8883"
+	o := paho.NewClientOptions().AddBroker("tcp://"+e.b.TCPAddr().String()).SetClientID("dev-1").
+		SetUsername(host+"/dev-1/?api-version=2021-04-12").
+		SetPassword(brokertest.Token(host, "dev-1", "", testKey, time.Now().Add(time.Hour))).
+		SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10 * time.Second)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("paho connect with %s in username and token: %v", host, tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish("devices/dev-1/messages/events/", 1, false, []byte("port")); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if _, err := e.hub.Messages(ctxT(t), 1); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -219,6 +243,7 @@ func TestConnackCodes(t *testing.T) {
 		{"unknown device", 4, connectPacket("dev-9", username("dev-9"), token("dev-9", time.Hour), true), 0x05},
 		{"username names another device", 4, connectPacket("dev-1", username("dev-2"), good, true), 0x05},
 		{"username names another host", 4, connectPacket("dev-1", "other/dev-1/?api-version=2021-04-12", good, true), 0x05},
+		{"username names another host with a port", 4, connectPacket("dev-1", "other:8883/dev-1/?api-version=2021-04-12", good, true), 0x05},
 		{"no api-version", 4, connectPacket("dev-1", testHost+"/dev-1/", good, true), 0x05},
 		{"bad client id", 4, connectPacket("a/b/c", username("a"), good, true), 0x02},
 		{"MQTT 3.1", 3, connectPacket("dev-1", username("dev-1"), good, true), 0x01},

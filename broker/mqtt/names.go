@@ -64,6 +64,21 @@ func parseUsername(u string) (username, error) {
 	return n, nil
 }
 
+// sameHost reports whether the host of a username names the hub host,
+// compared case-insensitively and ignoring a ":port" after it: the SDKs
+// put the port of a connection string's HostName into the username (and
+// into the token, where the authenticator ignores it likewise).
+func sameHost(got, host string) bool {
+	if strings.EqualFold(got, host) {
+		return true
+	}
+	i := strings.LastIndexByte(got, ':')
+	if i < 0 || i == len(got)-1 || strings.Trim(got[i+1:], "0123456789") != "" {
+		return false
+	}
+	return strings.EqualFold(got[:i], host)
+}
+
 // splitClientID splits an MQTT client id into device and module id.
 func splitClientID(id string) (device, module string, ok bool) {
 	device, module, _ = strings.Cut(id, "/")

@@ -33,6 +33,28 @@ func TestParseUsername(t *testing.T) {
 	}
 }
 
+func TestSameHost(t *testing.T) {
+	tests := []struct {
+		got  string
+		want bool
+	}{
+		{"hub.example", true},
+		{"HUB.Example", true},
+		{"hub.example:8883", true},
+		{"Hub.Example:443", true},
+		{"hub.example:", false},
+		{"hub.example:88a3", false},
+		{"hub.example:8883:1", false},
+		{"other.example:8883", false},
+		{"hub.example.evil", false},
+	}
+	for _, tt := range tests {
+		if got := sameHost(tt.got, "hub.example"); got != tt.want {
+			t.Errorf("sameHost(%q, hub.example) = %v, want %v", tt.got, got, tt.want)
+		}
+	}
+}
+
 func TestClassifyTopic(t *testing.T) {
 	tests := []struct {
 		topic, device, module string

@@ -32,8 +32,10 @@ type Options struct {
 	// need none; the Authenticator verifies what was presented.
 	TLSConfig *tls.Config
 	// HostName is the hub's host name. When set, a CONNECT whose username
-	// names another host is refused (compared case-insensitively). Empty
-	// means any host name is accepted.
+	// names another host is refused (compared case-insensitively, and
+	// ignoring a ":port" after the username's host, which the SDKs send
+	// when their connection string's HostName has one). Empty means any
+	// host name is accepted.
 	HostName string
 	// ConnectTimeout is how long a new connection may take to complete the
 	// TLS handshake and send CONNECT (and to be authenticated) before it is
