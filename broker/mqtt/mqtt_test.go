@@ -67,8 +67,8 @@ func TestD2CWithPaho(t *testing.T) {
 func TestHostNameWithPort(t *testing.T) {
 	e := start(t, mqtt.Options{})
 	host := testHost + ":8883"
-	o := paho.NewClientOptions().AddBroker("tcp://"+e.b.TCPAddr().String()).SetClientID("dev-1").
-		SetUsername(host+"/dev-1/?api-version=2021-04-12").
+	o := paho.NewClientOptions().AddBroker("tcp://" + e.b.TCPAddr().String()).SetClientID("dev-1").
+		SetUsername(host + "/dev-1/?api-version=2021-04-12").
 		SetPassword(brokertest.Token(host, "dev-1", "", testKey, time.Now().Add(time.Hour))).
 		SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10 * time.Second)
 	c := paho.NewClient(o)
