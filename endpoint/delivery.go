@@ -194,12 +194,16 @@ const (
 	DropTooLarge
 	// DropInvalid: the endpoint refused it with any other non-retryable error.
 	DropInvalid
+	// DropRetention: the store's retention (queue.Retention of the
+	// endpoint's stream) removed it before it was delivered.
+	DropRetention
 	numDropReasons
 )
 
-var dropNames = [...]string{"deadEndpoint", "expired", "tooLarge", "invalid"}
+var dropNames = [...]string{"deadEndpoint", "expired", "tooLarge", "invalid", "retention"}
 
-// String returns the reason's name as logged: deadEndpoint, expired, tooLarge or invalid.
+// String returns the reason's name as logged: deadEndpoint, expired,
+// tooLarge, invalid or retention.
 func (r DropReason) String() string {
 	if r >= 0 && r < numDropReasons {
 		return dropNames[r]
@@ -322,10 +326,20 @@ func (d *Delivery) run(ctx context.Context) error {
 func (d *Delivery) read(ctx context.Context, p int, from uint64, out chan<- queue.Record) error {
 	c := &d.cfg
 	for {
+		// The store's retention may have removed records we had not read
+		// yet, and Read skips them silently: count them before reading on.
+		first, _, err := c.Streams.Bounds(ctx, c.Stream, p)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: bounds of partition %d: %w", c.Name, p, err)
+		}
+		from = d.trimmed(ctx, p, from, first)
 		// A nil dst: records go to another goroutine, so none may be reused.
 		recs, err := c.Streams.Read(ctx, c.Stream, p, from, c.MaxBatch, nil)
 		if err != nil {
 			return fmt.Errorf("endpoint %s: read partition %d: %w", c.Name, p, err)
+		}
+		if len(recs) > 0 { // a trim between Bounds and Read
+			from = d.trimmed(ctx, p, from, recs[0].Sequence)
 		}
 		for _, r := range recs {
 			select {
@@ -336,6 +350,22 @@ func (d *Delivery) read(ctx context.Context, p int, from uint64, out chan<- queu
 			}
 		}
 	}
+}
+
+// trimmed counts and logs the records of partition p from sequence number
+// from up to first, which the store's retention removed before they were
+// delivered, and returns where reading goes on. Sequence numbers have no
+// gaps, so a first record beyond from means exactly that many are gone. The
+// cursor is not moved here: it moves past the gap with the next delivered
+// record of the partition.
+func (d *Delivery) trimmed(ctx context.Context, p int, from, first uint64) uint64 {
+	if first <= from {
+		return from
+	}
+	d.dropped[DropRetention].Add(first - from)
+	d.log.LogAttrs(ctx, slog.LevelError, "messages dropped", slog.String("reason", DropRetention.String()),
+		slog.Int("partition", p), slog.Uint64("count", first-from), slog.Uint64("first_sequence", from))
+	return first
 }
 
 // Close stops Run, waits for it to return, and makes later calls of Run

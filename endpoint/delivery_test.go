@@ -236,7 +236,7 @@ func TestDeliveryDeadDropsAfterRetention(t *testing.T) {
 		poll.Until(t, "a timer", func() bool { return clock.Waiters() == 1 })
 		clock.Advance(time.Minute)
 	}
-	if m := d.Metrics(); m.Dropped != [4]uint64{} {
+	if m := d.Metrics(); m.Dropped != (endpoint.Metrics{}).Dropped {
 		t.Fatalf("dropped %v before Retention", m.Dropped)
 	}
 	// Dead: attempts every ReviveInterval (30 s) until the messages are 15 min old.
@@ -450,4 +450,110 @@ func TestDeliveryResumesAfterReopen(t *testing.T) {
 		limit = 400
 	}
 	checkPartitionOrder(t, rec.got(), 2, 200)
+}
+
+// logBuffer collects JSON log lines; it is safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the logged lines that contain every one of subs.
+func (b *logBuffer) lines(subs ...string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		ok := l != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestDeliveryCountsRetentionDrops checks that records the store's
+// retention removed before they were delivered are counted as dropped for
+// "retention" and logged once per gap, both when the gap is there before
+// Run starts and when it opens while the endpoint is failing.
+func TestDeliveryCountsRetentionDrops(t *testing.T) {
+	t.Run("before start", func(t *testing.T) {
+		clock := endpointtest.NewClock(t0)
+		s := newStore(t, clock.Now)
+		if err := s.SetRetention("ep", queue.Retention{MaxAge: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, "ep", 2, 0, 10)
+		clock.Advance(2 * time.Minute)
+		if err := s.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, "ep", 1, 10, 3)
+		logs := &logBuffer{}
+		rec := &recorder{}
+		d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 2,
+			Clock: clock, Retention: -1, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		poll.Until(t, "3 messages", func() bool { return len(rec.got()) == 3 })
+		if got := strings.Join(rec.got(), ","); got != "p0-10,p0-11,p0-12" {
+			t.Errorf("delivered %s, want p0-10,p0-11,p0-12", got)
+		}
+		poll.Until(t, "20 drops", func() bool { return d.Metrics().Dropped[endpoint.DropRetention] == 20 })
+		if m := d.Metrics(); m.Dropped[endpoint.DropExpired]+m.Dropped[endpoint.DropDeadEndpoint] != 0 {
+			t.Errorf("metrics = %+v: only retention drops expected", m)
+		}
+		for p := range 2 {
+			if got := logs.lines(`"reason":"retention"`, fmt.Sprintf(`"partition":%d,`, p), `"count":10`); len(got) != 1 {
+				t.Errorf("partition %d: %d retention logs with count 10, want 1; all logs:\n%s", p, len(got), strings.Join(logs.lines(), "\n"))
+			}
+		}
+	})
+	t.Run("while failing", func(t *testing.T) {
+		clock := endpointtest.NewClock(t0)
+		s := newStore(t, clock.Now)
+		if err := s.SetRetention("ep", queue.Retention{MaxAge: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		logs := &logBuffer{}
+		rec := &recorder{}
+		rec.fail(errors.New("sink down"))
+		d := start(t, endpoint.DeliveryConfig{Name: "ep", Endpoint: endpoint.Func("ep", rec.send), Streams: s, Partitions: 1,
+			MaxBatch: 2, Clock: clock, Retention: -1, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		appendN(t, s, "ep", 1, 0, 20)
+		poll.Until(t, "a failed send", func() bool { return clock.Waiters() == 1 })
+		// The engine holds a few records in memory; retention removes the rest.
+		clock.Advance(2 * time.Minute)
+		if err := s.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, s, "ep", 1, 20, 5)
+		rec.fail(nil)
+		d.Wake()
+		poll.Until(t, "p0-24", func() bool { got := rec.got(); return len(got) > 0 && got[len(got)-1] == "p0-24" })
+		got := rec.got()
+		dropped := d.Metrics().Dropped[endpoint.DropRetention]
+		if uint64(len(got))+dropped != 25 || dropped < 10 {
+			t.Fatalf("delivered %d (%v) and dropped %d for retention: want 25 in all, at least 10 dropped", len(got), got, dropped)
+		}
+		last := -1
+		for _, id := range got {
+			var i int
+			fmt.Sscanf(id, "p0-%d", &i)
+			if i <= last {
+				t.Fatalf("delivered %v: out of order or repeated", got)
+			}
+			last = i
+		}
+		if n := len(logs.lines(`"reason":"retention"`, fmt.Sprintf(`"count":%d`, dropped))); n != 1 {
+			t.Errorf("%d retention logs with count %d, want 1; all logs:\n%s", n, dropped, strings.Join(logs.lines(), "\n"))
+		}
+	})
 }

@@ -18,7 +18,8 @@
 // failed send, the messages after the cursor are sent again, in order. A
 // message the endpoint refuses for good (too large, invalid) is dropped and
 // counted, as is a message older than the Retention of an endpoint that
-// does not accept it; everything else is retried.
+// does not accept it, and a message the store's own retention of the
+// stream removed before it was delivered; everything else is retried.
 //
 // # Retry and health
 //
