@@ -39,7 +39,11 @@ type conn struct {
 	key    string // client id: device or device/module
 	schema string // model-id of the username: dt-dataschema
 	clean  bool
-	slots  chan struct{} // one per QoS 1 message awaiting its PUBACK
+	// present is the CONNACK's Session Present: cleanSession=0 and a
+	// stored C2D subscription. Set by OnSessionEstablish before CONNACK,
+	// on the read goroutine, and read only there.
+	present bool
+	slots   chan struct{} // one per QoS 1 message awaiting its PUBACK
 
 	ctx    context.Context // ends at teardown
 	cancel context.CancelFunc

@@ -26,7 +26,8 @@
 // queue and is delivered again, with DUP set, on the next connection. A
 // persistent session's subscription (cleanSession=0) outlives its
 // connection, because the Azure IoT SDKs reconnect to renew their token
-// without subscribing again.
+// without subscribing again; the CONNACK of a cleanSession=0 connection
+// has Session Present set exactly when such a subscription was kept.
 //
 // Twin and direct-method topics are accepted and ignored for now.
 //

@@ -29,7 +29,7 @@ func (h *hooks) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablish,
 		mochi.OnSessionEstablished, mochi.OnDisconnect, mochi.OnPacketRead, mochi.OnPublish,
-		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPacketProcessed, mochi.OnWill,
+		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPacketProcessed, mochi.OnWill, mochi.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -168,6 +168,8 @@ func (h *hooks) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	b.byIdentity[c.key] = c
 	if c.clean {
 		delete(b.sessions, c.key)
+	} else {
+		_, c.present = b.sessions[c.key]
 	}
 	b.mu.Unlock()
 	if old != nil {
@@ -175,6 +177,22 @@ func (h *hooks) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 		old.close(errReplaced)
 		old.teardown()
 	}
+}
+
+// OnPacketEncode sets the Session Present flag of a successful CONNACK
+// from the session we keep (mqtt.md §2.1): mochi computes it from its own
+// memory of the client, which it drops a second after the client leaves,
+// while our cleanSession=0 subscription lives on. It runs on the
+// goroutine writing the packet; for CONNACK that is the read goroutine,
+// after OnSessionEstablish.
+func (h *hooks) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != packets.CodeSuccess.Code {
+		return pk
+	}
+	if c := h.conn(cl); c != nil {
+		pk.SessionPresent = c.present
+	}
+	return pk
 }
 
 // OnSessionEstablished runs after CONNACK: it reports the connection and
