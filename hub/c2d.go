@@ -29,6 +29,12 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message)
 	if err := h.running(); err != nil {
 		return 0, err
 	}
+	// The check and the enqueue are one step for DeleteDevice, which
+	// otherwise could delete and purge between them and leave this message
+	// to a device re-created with the same id.
+	l := h.deviceLock(deviceID)
+	l.RLock()
+	defer l.RUnlock()
 	d, err := h.reg.Get(ctx, deviceID)
 	if err != nil {
 		return 0, err

@@ -1,10 +1,12 @@
 package hub_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,6 +316,62 @@ func TestDeleteDeviceDropsQueueAndFeedback(t *testing.T) {
 	// purge outcomes before it were handled.
 	if got := feedbackRecords(t, r, 1); len(got) != 1 || got[0] != "stays:Success" {
 		t.Fatalf("feedback %v, want only stays:Success", got)
+	}
+}
+
+// heldQueue holds the next Enqueue until the test lets it go, once armed.
+type heldQueue struct {
+	queue.DurableQueue
+	armed   atomic.Bool
+	entered chan struct{} // receives when an armed Enqueue started
+	release chan struct{} // closed to let it finish
+}
+
+func (q *heldQueue) Enqueue(ctx context.Context, id string, m *hubkit.Message, o queue.EnqueueOptions) (uint64, error) {
+	if q.armed.CompareAndSwap(true, false) {
+		q.entered <- struct{}{}
+		<-q.release
+	}
+	return q.DurableQueue.Enqueue(ctx, id, m, o)
+}
+
+func TestSendRacingDeleteLeavesNoStaleMessage(t *testing.T) {
+	g := &heldQueue{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r := newRig(t, rigOptions{config: func(c *hub.Config) { g.DurableQueue = c.Queue; c.Queue = g }})
+	createDevice(t, r, "d")
+	ctx := ctxFor(t, 20*time.Second)
+	g.armed.Store(true)
+	sent := make(chan error, 1)
+	go func() { _, err := r.SendC2D(ctx, "d", &hubkit.Message{Body: []byte("old")}); sent <- err }()
+	<-g.entered // the send passed its registry check
+	deleted := make(chan error, 1)
+	go func() { deleted <- r.DeleteDevice(ctx, "d", "*") }()
+	// The delete either waits for the send (the fix) or has already
+	// deleted and purged around it (the race).
+	done := false
+	poll.Until(t, "the delete to wait or finish", func() bool {
+		select {
+		case err := <-deleted:
+			deleted <- err
+			done = true
+			return true
+		default:
+			return hub.DeleteWaiting(r.Hub, "d")
+		}
+	})
+	close(g.release)
+	if err := <-sent; err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if done {
+		t.Error("DeleteDevice finished while a SendC2D that passed its check was still enqueuing")
+	}
+	createDevice(t, r, "d")
+	if n, err := r.q.Len(ctx, "d"); n != 0 || err != nil {
+		t.Fatalf("re-created device's queue holds %d, %v; want 0", n, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hubkit/hubkit"
@@ -199,6 +200,9 @@ func (h *Hub) DeleteDevice(ctx context.Context, deviceID, ifMatch string) error 
 	if err := h.running(); err != nil {
 		return err
 	}
+	l := h.deviceLock(deviceID) // no SendC2D between the delete and the purge
+	l.Lock()
+	defer l.Unlock()
 	d, err := h.reg.Get(ctx, deviceID)
 	if err != nil {
 		return err
@@ -214,6 +218,13 @@ func (h *Hub) DeleteDevice(ctx context.Context, deviceID, ifMatch string) error 
 	}
 	h.lifecycle(ctx, "deleteDeviceIdentity", d)
 	return nil
+}
+
+// deviceLock returns the lock of the device's stripe: SendC2D holds it
+// shared from its registry check to its enqueue, DeleteDevice exclusively
+// from its registry delete to its purge.
+func (h *Hub) deviceLock(deviceID string) *sync.RWMutex {
+	return &h.deviceLocks[idHash(deviceID)%uint32(len(h.deviceLocks))]
 }
 
 func (h *Hub) disconnect(deviceID string) {

@@ -15,3 +15,15 @@ type FakeClock = endpointtest.Clock
 
 // NewFakeClock returns a clock at now.
 func NewFakeClock(now time.Time) *FakeClock { return endpointtest.NewClock(now) }
+
+// DeleteWaiting reports whether a DeleteDevice of deviceID waits for the
+// SendC2D calls of the device's lock stripe: a waiting writer makes
+// TryRLock fail.
+func DeleteWaiting(h *Hub, deviceID string) bool {
+	l := h.deviceLock(deviceID)
+	if l.TryRLock() {
+		l.RUnlock()
+		return false
+	}
+	return true
+}

@@ -61,6 +61,10 @@ type Hub struct {
 	streams    map[string]bool // the endpoint streams: events and each custom endpoint
 	deliveries []*endpoint.Delivery
 
+	// deviceLocks order SendC2D against DeleteDevice per device, striped
+	// by device id (see deviceLock).
+	deviceLocks [64]sync.RWMutex
+
 	groupsMu sync.Mutex // serialises consumer group changes
 	groups   sync.Map   // consumer group name → groupRecord, for those read or created
 

@@ -20,9 +20,14 @@ const EventsStream = "events"
 // FNV-1a hash of its device id modulo Config.Partitions. Every message of a
 // device, and of its modules, goes to that partition.
 func (h *Hub) Partition(deviceID string) int {
+	return int(idHash(deviceID) % uint32(h.cfg.Partitions))
+}
+
+// idHash is the 32-bit FNV-1a hash of a device id.
+func idHash(deviceID string) uint32 {
 	f := fnv.New32a()
 	f.Write([]byte(deviceID))
-	return int(f.Sum32() % uint32(h.cfg.Partitions))
+	return f.Sum32()
 }
 
 // Ingest takes a device-to-cloud message from an authenticated identity:
