@@ -22,8 +22,12 @@ import (
 // idempotent; afterwards every method returns hubkit.ErrClosed.
 type Broker interface {
 	Start(ctx context.Context, h Hub) error
-	// Disconnect closes every connection of the identity (a device when
-	// moduleID is empty), as when it is disabled or deleted.
+	// Disconnect closes the connections of an identity that was disabled or
+	// deleted. With moduleID empty it closes the device's connection and
+	// those of all the device's modules, since a module goes with its
+	// device; otherwise only that module's. It does not wait for the
+	// connections to end, and a broker holding no connections (HTTPS) may
+	// do nothing.
 	Disconnect(deviceID, moduleID string)
 	Shutdown(ctx context.Context) error
 	Close() error

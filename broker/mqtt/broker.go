@@ -172,18 +172,27 @@ func (b *Broker) addr(id string) net.Addr {
 	return nil
 }
 
-// Disconnect closes the connection of the identity (a device when moduleID
-// is empty), as when it is disabled or deleted. It does not wait for the
-// connection to end.
+// Disconnect closes the connection of the identity, as when it is disabled
+// or deleted: with moduleID empty, the device's connection and those of
+// all its modules; otherwise only that module's. It does not wait for the
+// connections to end. It looks at every connection when closing a device,
+// which is fine for a call as rare as disabling a device.
 func (b *Broker) Disconnect(deviceID, moduleID string) {
-	key := deviceID
-	if moduleID != "" {
-		key += "/" + moduleID
-	}
+	var closing []*conn
 	b.mu.Lock()
-	c := b.byIdentity[key]
+	if moduleID != "" {
+		if c := b.byIdentity[deviceID+"/"+moduleID]; c != nil {
+			closing = append(closing, c)
+		}
+	} else {
+		for _, c := range b.byIdentity {
+			if c.id.DeviceID == deviceID {
+				closing = append(closing, c)
+			}
+		}
+	}
 	b.mu.Unlock()
-	if c != nil {
+	for _, c := range closing {
 		c.close(errDisconnected)
 	}
 }

@@ -370,9 +370,36 @@ func TestSASExpiryEndsTheConnection(t *testing.T) {
 
 func TestDisconnect(t *testing.T) {
 	e := start(t, mqtt.Options{})
-	r := connectRaw(t, e, "dev-1", true)
+	connectModule := func() *raw {
+		r := dial(t, e.b.TCPAddr())
+		if rc := r.connect(connectPacket("dev-1/mod", testHost+"/dev-1/mod/?api-version=2021-04-12", brokertestToken("dev-1", "mod"), true)); rc != 0 {
+			t.Fatalf("module CONNACK %#x", rc)
+		}
+		return r
+	}
+	alive := func(r *raw, topic string, id uint16) {
+		t.Helper()
+		r.send(publishPacket(topic, 1, id, nil))
+		if pk := r.mustRead(packets.Puback); pk.PacketID != id {
+			t.Fatalf("PUBACK %d, want %d", pk.PacketID, id)
+		}
+	}
+	const devTopic, modTopic = "devices/dev-1/messages/events/", "devices/dev-1/modules/mod/messages/events/"
+
+	// A module alone: its device and other devices stay connected.
+	dev, mod, other := connectRaw(t, e, "dev-1", true), connectModule(), connectRaw(t, e, "dev-2", true)
+	e.b.Disconnect("dev-1", "mod")
+	mod.closed()
+	alive(dev, devTopic, 1)
+	alive(other, "devices/dev-2/messages/events/", 1)
+
+	// A device takes its modules with it, and only them.
+	mod = connectModule()
+	alive(mod, modTopic, 2)
 	e.b.Disconnect("dev-1", "")
-	r.closed()
+	dev.closed()
+	mod.closed()
+	alive(other, "devices/dev-2/messages/events/", 2)
 }
 
 func TestWebSocketWithPaho(t *testing.T) {
