@@ -55,6 +55,7 @@ type qmsg struct {
 	// delivering nor settling reads it back from Pebble.
 	val  []byte
 	kept bool
+	gone bool // removed by Expire, until its queue is compacted
 }
 
 // keepLocked keeps v as m's value from now until m is settled, when
@@ -262,13 +263,19 @@ func (s *Store) removeLocked(cc *commitCtx, q *devQueue, i int, status queue.Sta
 		msg.Body = nil
 		s.journalLocked(cc, q.name, status, &msg)
 	}
+	s.deleteLocked(cc, q, m)
+	q.msgs = slices.Delete(q.msgs, i, i+1)
+	return nil
+}
+
+// deleteLocked deletes m's keys in the batch being built and forgets its
+// value; the caller takes it out of q.msgs.
+func (s *Store) deleteLocked(cc *commitCtx, q *devQueue, m *qmsg) {
 	_ = cc.b.Delete(queueKey(cc.buf[:0], codec.SpaceQueueMsg, q.name, m.seq), nil)
 	if m.attempts > 0 || m.deliveryCount > 0 {
 		_ = cc.b.Delete(queueKey(cc.buf[:0], codec.SpaceQueueLock, q.name, m.seq), nil)
 	}
 	s.dropLocked(m)
-	q.msgs = slices.Delete(q.msgs, i, i+1)
-	return nil
 }
 
 // journalLocked appends an outcome to the journal in the batch being built.
@@ -574,22 +581,149 @@ func (s *Store) Peek(ctx context.Context, name string, limit int) ([]hubkit.Mess
 	return out, nil
 }
 
-// Expire implements [queue.DeviceQueues].
+// expireChunk is the most messages one committer request of Expire
+// removes. Expiry may find many thousands of messages at once (after a
+// reopen, or a long pause of the clock); in chunks, appends and other
+// requests queued meanwhile go into the batches between them instead of
+// waiting for all of it.
+const expireChunk = 256
+
+// expiring is a message Expire found expired, with its stored value when
+// it had to be read from Pebble.
+type expiring struct {
+	q   *devQueue
+	m   *qmsg
+	val []byte         // m's stored value, when m is journaled
+	msg hubkit.Message // what the journal keeps of m
+}
+
+// Expire implements [queue.DeviceQueues]. It works in chunks of at most
+// expireChunk messages, each its own committer request and write, and
+// reads the values of journaled messages it needs from Pebble between
+// requests, outside the committer. Every message expired when Expire
+// begins is removed by the time it returns; a message that is settled
+// meanwhile is left to that settlement.
 func (s *Store) Expire(ctx context.Context) (int, error) {
-	n := 0
-	err := s.do(ctx, func(cc *commitCtx) error {
-		now := nanos(cc.now(s))
-		for _, q := range s.queues {
-			k, err := s.expireLocked(cc, q, now)
+	now := nanos(s.now())
+	var (
+		names []string // the queues to visit, in order
+		qi    int      // the queue being visited
+		after uint64   // its messages below this sequence number were visited
+		chunk []expiring
+		n     int
+	)
+	for first := true; first || len(chunk) > 0; first = false {
+		err := s.do(ctx, func(cc *commitCtx) error {
+			if first {
+				for name := range s.queues {
+					names = append(names, name)
+				}
+			}
+			k, err := s.expireChunkLocked(cc, chunk)
 			n += k
 			if err != nil {
 				return err
 			}
+			chunk = chunk[:0]
+			for ; qi < len(names) && len(chunk) < expireChunk; qi, after = qi+1, 0 {
+				q := s.queues[names[qi]]
+				i, _ := slices.BinarySearchFunc(q.msgs, after, func(m *qmsg, seq uint64) int { return cmpU(m.seq, seq) })
+				for ; i < len(q.msgs) && len(chunk) < expireChunk; i++ {
+					if m := q.msgs[i]; m.expired(now) {
+						chunk = append(chunk, expiring{q: q, m: m, val: m.val})
+					}
+					after = q.msgs[i].seq + 1
+				}
+				if len(chunk) == expireChunk {
+					break
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("queue: expire: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return n, fmt.Errorf("queue: expire: %w", err)
+		if err := s.readExpiring(chunk); err != nil {
+			return n, fmt.Errorf("queue: expire: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// readExpiring reads the stored values the journal needs of the messages
+// in chunk that had none in memory. It runs outside the committer: a
+// message's stored value never changes, and one settled meanwhile is
+// skipped by expireChunkLocked.
+func (s *Store) readExpiring(chunk []expiring) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	var key []byte
+	for i := range chunk {
+		e := &chunk[i]
+		if !e.m.journal || e.val != nil {
+			continue
+		}
+		key = queueKey(key[:0], codec.SpaceQueueMsg, e.q.name, e.m.seq)
+		v, closer, err := s.db.Get(key)
+		switch {
+		case errors.Is(err, pebbledb.ErrNotFound): // settled meanwhile
+		case err != nil:
+			return fmt.Errorf("load message %d: %w", e.m.seq, err)
+		default:
+			e.val = append([]byte(nil), v...)
+			_ = closer.Close()
+		}
+	}
+	return nil
+}
+
+// expireChunkLocked dead-letters the messages of chunk still in their
+// queues, in the batch being built, and returns how many. It decodes what
+// the journal needs before it writes anything, so that an error leaves
+// nothing of the chunk in the batch.
+func (s *Store) expireChunkLocked(cc *commitCtx, chunk []expiring) (int, error) {
+	for i := range chunk {
+		e := &chunk[i]
+		j, ok := slices.BinarySearchFunc(e.q.msgs, e.m.seq, func(m *qmsg, seq uint64) int { return cmpU(m.seq, seq) })
+		if !ok || e.q.msgs[j] != e.m {
+			e.m = nil // settled since it was found
+			continue
+		}
+		if !e.m.journal {
+			continue
+		}
+		if e.m.val != nil {
+			e.val = e.m.val
+		}
+		if e.val == nil {
+			v, err := s.valueLocked(e.q, e.m)
+			if err != nil {
+				return 0, err
+			}
+			e.val = v
+		}
+		msg, err := decodeQueued(e.val, e.m)
+		if err != nil {
+			return 0, err
+		}
+		msg.Body = nil
+		e.msg = msg
+	}
+	n := 0
+	for i, e := range chunk {
+		if e.m != nil {
+			if e.m.journal {
+				s.journalLocked(cc, e.q.name, queue.Expired, &e.msg)
+			}
+			s.deleteLocked(cc, e.q, e.m)
+			e.m.gone = true
+			n++
+		}
+		if i == len(chunk)-1 || chunk[i+1].q != e.q { // chunk is grouped by queue
+			e.q.msgs = slices.DeleteFunc(e.q.msgs, func(m *qmsg) bool { return m.gone })
+		}
 	}
 	return n, nil
 }
