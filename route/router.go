@@ -149,6 +149,12 @@ type Config struct {
 	// Logger receives the throttled UndefinedRouteEvaluation and
 	// RouteEvaluationError reports. Nil means slog.Default().
 	Logger *slog.Logger
+	// Endpoints are the names of the endpoints that exist, matched
+	// exactly; BuiltinEndpoint always exists. When non-nil, New and
+	// Replace reject a route, fallback route or enrichment naming any
+	// other endpoint, so that a typo fails at configuration time instead
+	// of dropping messages. Nil means any valid name is accepted.
+	Endpoints []string
 }
 
 // A Table is the default [Router] and [Enricher]: IoT Hub's routes,
@@ -160,6 +166,7 @@ type Config struct {
 type Table struct {
 	hubName string
 	twins   TwinFunc
+	known   map[string]bool // nil: every endpoint name is accepted
 	log     *slog.Logger
 	now     func() time.Time // tests may set it
 
@@ -205,6 +212,12 @@ type compiledEnrichment struct {
 // It reports every problem of the configuration at once; see [Table.Replace].
 func New(cfg Config) (*Table, error) {
 	t := &Table{hubName: cfg.HubName, twins: cfg.Twins, log: cfg.Logger, now: time.Now}
+	if cfg.Endpoints != nil {
+		t.known = map[string]bool{BuiltinEndpoint: true}
+		for _, name := range cfg.Endpoints {
+			t.known[name] = true
+		}
+	}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -221,9 +234,10 @@ func New(cfg Config) (*Table, error) {
 // table keeps its configuration and Replace returns an error joining every
 // problem: for each condition that does not compile, a *RouteError
 // wrapping ErrInvalidRoutingCondition and the *CompileError; for other
-// problems, errors wrapping hubkit.ErrArgumentInvalid.
+// problems, errors wrapping hubkit.ErrArgumentInvalid, among them one
+// for each endpoint name that [Config.Endpoints] does not list.
 func (t *Table) Replace(r Routing) error {
-	c, err := compile(r)
+	c, err := compile(r, t.known)
 	if err != nil {
 		return err
 	}
@@ -285,11 +299,22 @@ func compileCondition(name, cond string) (*Condition, error) {
 	return c, nil
 }
 
-func compile(r Routing) (*compiled, error) {
+// compile checks and compiles r; known, when non-nil, holds the endpoint
+// names r may use.
+func compile(r Routing, known map[string]bool) (*compiled, error) {
 	c := &compiled{cfg: cloneRouting(r), bySource: map[Source][]compiledRoute{}, enrich: map[string][]compiledEnrichment{}}
 	var problems []error
 	bad := func(format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%w: "+format, append([]any{hubkit.ErrArgumentInvalid}, args...)...))
+	}
+	// checkEndpoint reports a bad or unknown endpoint name of what.
+	checkEndpoint := func(what, name string) {
+		switch {
+		case !validName(name):
+			bad("%s: endpoint name %q: use 1 to 64 ASCII letters, digits, '.', '_' or '-'", what, name)
+		case known != nil && !known[name]:
+			bad("%s: unknown endpoint %q", what, name)
+		}
 	}
 	seen := map[string]bool{}
 	for _, rt := range r.Routes {
@@ -303,9 +328,7 @@ func compile(r Routing) (*compiled, error) {
 		if !contains(sources[:], rt.Source) {
 			bad("route %q: unknown source %q", rt.Name, rt.Source)
 		}
-		if !validName(rt.Endpoint) {
-			bad("route %q: endpoint name %q: use 1 to 64 ASCII letters, digits, '.', '_' or '-'", rt.Name, rt.Endpoint)
-		}
+		checkEndpoint(fmt.Sprintf("route %q", rt.Name), rt.Endpoint)
 		cond, err := compileCondition(rt.Name, rt.Condition)
 		if err != nil {
 			problems = append(problems, err)
@@ -318,9 +341,7 @@ func compile(r Routing) (*compiled, error) {
 	if fb.Endpoint == "" {
 		fb.Endpoint = BuiltinEndpoint
 	}
-	if !validName(fb.Endpoint) {
-		bad("fallback route: endpoint name %q: use 1 to 64 ASCII letters, digits, '.', '_' or '-'", fb.Endpoint)
-	}
+	checkEndpoint("fallback route", fb.Endpoint)
 	cond, err := compileCondition(FallbackName, fb.Condition)
 	if err != nil {
 		problems = append(problems, err)
@@ -351,9 +372,7 @@ func compile(r Routing) (*compiled, error) {
 			bad("enrichment %q: no endpoint", en.Key)
 		}
 		for _, ep := range en.Endpoints {
-			if !validName(ep) {
-				bad("enrichment %q: endpoint name %q: use 1 to 64 ASCII letters, digits, '.', '_' or '-'", en.Key, ep)
-			}
+			checkEndpoint(fmt.Sprintf("enrichment %q", en.Key), ep)
 			c.enrich[ep] = append(c.enrich[ep], ce)
 		}
 	}

@@ -177,6 +177,55 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+func TestKnownEndpoints(t *testing.T) {
+	routing := func(ep, fallback, enriched string) route.Routing {
+		return route.Routing{
+			Routes:      []route.Route{{Name: "r", Source: route.DeviceMessages, Endpoint: ep}},
+			Fallback:    route.Fallback{Endpoint: fallback},
+			Enrichments: []route.Enrichment{{Key: "k", Value: "v", Endpoints: []string{route.BuiltinEndpoint, enriched}}},
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		endpoints []string
+		routing   route.Routing
+		want      []string // parts of the error; none means valid
+	}{
+		{"nil accepts any name", nil, routing("a", "b", "c"), nil},
+		{"known names", []string{"a", "b"}, routing("a", "b", "a"), nil},
+		{"builtin always known", []string{}, routing(route.BuiltinEndpoint, "", route.BuiltinEndpoint), nil},
+		{"unknown names", []string{"a"}, routing("x", "y", "z"), []string{
+			`route "r": unknown endpoint "x"`, `fallback route: unknown endpoint "y"`, `enrichment "k": unknown endpoint "z"`}},
+		{"names match exactly", []string{"alerts"}, routing("Alerts", "", "alerts"), []string{`route "r": unknown endpoint "Alerts"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := route.New(route.Config{Endpoints: tc.endpoints, Routing: tc.routing, Logger: slog.New(slog.DiscardHandler)})
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, hubkit.ErrArgumentInvalid) {
+				t.Fatalf("New = %v, want an error wrapping ErrArgumentInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+	// Replace checks against the same names and keeps the old routing on error.
+	tb := newTable(t, route.Config{Endpoints: []string{"a"}, Routing: routing("a", "", "a")})
+	if err := tb.Replace(routing("b", "", "a")); err == nil || !strings.Contains(err.Error(), `unknown endpoint "b"`) {
+		t.Errorf("Replace with an unknown endpoint = %v", err)
+	}
+	if got := tb.Routing().Routes[0].Endpoint; got != "a" {
+		t.Errorf("after a failed Replace the route goes to %q, want a", got)
+	}
+}
+
 func TestReplaceKeepsOldOnError(t *testing.T) {
 	tb := newTable(t, route.Config{Routing: route.Routing{Routes: []route.Route{
 		{Name: "a", Source: route.DeviceMessages, Endpoint: "a"}}}})
