@@ -129,9 +129,12 @@ func (a Ack) Negative() bool { return a == AckNegative || a == AckFull }
 // A Property is one application property. Null marks a property sent
 // without a value (a bare key in an MQTT property bag); Value is then "".
 type Property struct {
-	Name  string
+	// Name is the property name as the sender gave it.
+	Name string
+	// Value is the property value; "" when Null is set.
 	Value string
-	Null  bool
+	// Null reports that the property was sent without a value.
+	Null bool
 }
 
 // Properties is an ordered list of application properties with
@@ -193,9 +196,22 @@ func (m *Message) Clone() *Message {
 	return &c
 }
 
+// expirySize is what a set expiry time adds to [Message.Size]: the length
+// of its ISO 8601 UTC form with milliseconds, as devices send it in $.exp.
+const expirySize = len("2006-01-02T15:04:05.000Z")
+
 // Size returns the size IoT Hub uses for limits and metering: body bytes,
-// plus the bytes of every system property value, plus the bytes of every
-// application property name and value. Framing is not counted.
+// plus the bytes of every string system property value, plus the bytes of
+// every application property name and value. Framing is not counted.
+//
+// IoT Hub documents no byte count for the values that are not strings. A
+// set ExpiryTime counts 24 bytes, the length of its ISO 8601 UTC form with
+// milliseconds (2006-01-02T15:04:05.000Z), whatever its precision, so that
+// a message's size does not depend on how finely its sender wrote the time.
+// SequenceNumber, EnqueuedTime and DeliveryCount are not counted: the hub
+// stamps them after it has checked the size, and the delivery count grows
+// with each delivery, while the size of a stored message must stay the
+// one that was checked.
 func (m *Message) Size() int {
 	s := &m.System
 	n := len(m.Body) + len(s.MessageID) + len(s.CorrelationID) + len(s.UserID) + len(s.To) +
@@ -204,7 +220,7 @@ func (m *Message) Size() int {
 		len(s.ConnectionAuthMethod) + len(s.MessageSource) + len(s.DataSchema) + len(s.Subject) +
 		len(s.InterfaceID) + len(s.MessageSchema)
 	if !s.ExpiryTime.IsZero() {
-		n += len(time.RFC3339Nano)
+		n += expirySize
 	}
 	for _, p := range m.Properties {
 		n += len(p.Name) + len(p.Value)
