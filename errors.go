@@ -15,10 +15,13 @@ var ErrClosed = errors.New("hubkit: closed")
 // them with errors.Is. errors.As(err, &e) recovers the code for protocol
 // answers (HTTP status, iothub-errorcode header).
 type Error struct {
-	Code int    // e.g. 413001
-	Name string // e.g. MessageTooLarge
+	// Code is the six-digit IoT Hub error code, e.g. 413001.
+	Code int
+	// Name is the IoT Hub error name, e.g. MessageTooLarge.
+	Name string
 }
 
+// Error returns "hubkit: " followed by the name and, in parentheses, the code.
 func (e *Error) Error() string { return "hubkit: " + e.Name + " (" + strconv.Itoa(e.Code) + ")" }
 
 // HTTPStatus returns the HTTP status of the error: its code's first three digits.
