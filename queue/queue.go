@@ -97,9 +97,13 @@ type Position struct {
 
 // An Entry is one message to append: which stream and partition it goes to.
 type Entry struct {
-	Stream    string
+	// Stream names the stream; the stream exists once something is
+	// appended to it.
+	Stream string
+	// Partition is the partition index, from 0.
 	Partition int
-	Message   *hubkit.Message
+	// Message is the message to store; Append neither keeps nor changes it.
+	Message *hubkit.Message
 }
 
 // A Record is a stored stream message with its position. The store sets
@@ -115,7 +119,11 @@ type Record struct {
 // MaxBytes of newer records. Zero fields mean no limit of that kind.
 // Removal happens in the background; it never slows Append.
 type Retention struct {
-	MaxAge   time.Duration
+	// MaxAge is how long after its enqueued time a record is kept. Zero
+	// means no age limit.
+	MaxAge time.Duration
+	// MaxBytes is how many bytes of records a partition keeps, counting the
+	// newest first. Zero means no size limit.
 	MaxBytes int64
 }
 
@@ -143,16 +151,23 @@ type Streams interface {
 
 	// Bounds returns the sequence number of the first retained record of
 	// the partition and the sequence number the next append will get. They
-	// are equal when the partition is empty.
+	// are equal when the partition is empty, and both 0 for a partition
+	// never appended to. Errors: hubkit.ErrClosed, ctx's error, and an
+	// error wrapping hubkit.ErrArgumentInvalid for a negative partition or
+	// a stream name the store cannot hold.
 	Bounds(ctx context.Context, stream string, partition int) (first, next uint64, err error)
 
 	// SeekTime returns the sequence number of the first record enqueued at
-	// or after t, or the next sequence number if there is none.
+	// or after t, or the next sequence number if there is none. Its errors
+	// are those of Bounds.
 	SeekTime(ctx context.Context, stream string, partition int, t time.Time) (uint64, error)
 
 	// Commit durably sets the named cursor of the partition to next, the
 	// sequence number its owner will read next. A cursor never moves
-	// backwards: a next lower than the stored value is ignored.
+	// backwards: a next lower than the stored value is ignored. Errors:
+	// hubkit.ErrClosed, ctx's error, and an error wrapping
+	// hubkit.ErrArgumentInvalid for a negative partition or a cursor or
+	// stream name the store cannot hold.
 	Commit(ctx context.Context, cursor, stream string, partition int, next uint64) error
 
 	// Cursor returns the value last committed for the named cursor, or
@@ -330,16 +345,19 @@ type DeviceQueues interface {
 	// unknown, used or expired token gives ErrLockLost.
 	Complete(ctx context.Context, queue, lockToken string) error
 
-	// Reject ends a delivery by dead-lettering the message (Rejected).
+	// Reject ends a delivery by dead-lettering the message (Rejected). An
+	// unknown, used or expired token gives ErrLockLost.
 	Reject(ctx context.Context, queue, lockToken string) error
 
 	// Abandon makes the message visible again and adds 1 to its delivery
 	// count; when the count reaches the message's MaxDeliveryCount it is
 	// dead-lettered instead (DeliveryCountExceeded), and deadLettered is true.
+	// An unknown, used or expired token gives ErrLockLost.
 	Abandon(ctx context.Context, queue, lockToken string) (deadLettered bool, err error)
 
 	// Release makes the message visible again without counting a delivery,
-	// as when a connection ends before the receiver settled it.
+	// as when a connection ends before the receiver settled it. An
+	// unknown, used or expired token gives ErrLockLost.
 	Release(ctx context.Context, queue, lockToken string) error
 
 	// Purge removes every message of the queue, visible or locked (Purged),
@@ -395,14 +413,20 @@ type BatchCompleter interface {
 
 // A KVOp is one write of [KV.Write]: a put, or a delete when Delete is set.
 type KVOp struct {
-	Key    string
-	Value  []byte
+	// Key is the key written or deleted.
+	Key string
+	// Value is the value put under Key; ignored when Delete is set.
+	// Write does not keep it.
+	Value []byte
+	// Delete makes the op remove Key instead of putting Value.
 	Delete bool
 }
 
 // A KVPair is a key and its value.
 type KVPair struct {
-	Key   string
+	// Key is the stored key.
+	Key string
+	// Value is a copy of the value stored under Key; it belongs to the caller.
 	Value []byte
 }
 
