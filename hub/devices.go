@@ -173,7 +173,8 @@ func (h *Hub) CreateDevice(ctx context.Context, d auth.Device) (auth.Device, err
 
 // UpdateDevice replaces a device whose etag matches ifMatch (see
 // [Registry.Update]). Disabling a device or changing its credentials
-// disconnects it.
+// disconnects it, as any such change made through [Hub.Registry] does
+// when the hub made the registry.
 func (h *Hub) UpdateDevice(ctx context.Context, d auth.Device, ifMatch string) (auth.Device, error) {
 	if err := h.running(); err != nil {
 		return auth.Device{}, err
@@ -186,8 +187,8 @@ func (h *Hub) UpdateDevice(ctx context.Context, d auth.Device, ifMatch string) (
 	if err != nil {
 		return n, err
 	}
-	if n.Status == auth.StatusDisabled || n.Authentication != old.Authentication {
-		h.disconnect(n.DeviceID)
+	if h.cfg.Registry != nil { // the hub sees a registry it made change by itself
+		h.registryChanged(auth.Change{Kind: auth.Updated, DeviceID: n.DeviceID, Enabled: n.Status == auth.StatusEnabled, CredentialsChanged: n.Authentication != old.Authentication})
 	}
 	return n, h.countC2D(ctx, &n)
 }
@@ -210,7 +211,9 @@ func (h *Hub) DeleteDevice(ctx context.Context, deviceID, ifMatch string) error 
 	if err := h.reg.Delete(ctx, deviceID, ifMatch); err != nil {
 		return err
 	}
-	h.disconnect(deviceID)
+	if h.cfg.Registry != nil {
+		h.registryChanged(auth.Change{Kind: auth.Deleted, DeviceID: deviceID})
+	}
 	// Purged outcomes of a deleted device give no feedback: the feedback
 	// loop drops records whose device generation is gone.
 	if _, err := h.q.Purge(ctx, deviceID); err != nil {
@@ -225,10 +228,4 @@ func (h *Hub) DeleteDevice(ctx context.Context, deviceID, ifMatch string) error 
 // from its registry delete to its purge.
 func (h *Hub) deviceLock(deviceID string) *sync.RWMutex {
 	return &h.deviceLocks[idHash(deviceID)%uint32(len(h.deviceLocks))]
-}
-
-func (h *Hub) disconnect(deviceID string) {
-	for _, b := range h.cfg.Brokers {
-		b.Disconnect(deviceID, "")
-	}
 }

@@ -68,8 +68,9 @@ type Hub struct {
 	groupsMu sync.Mutex // serialises consumer group changes
 	groups   sync.Map   // consumer group name → groupRecord, for those read or created
 
-	fb     *feedback
-	states *connectionStates // connection states on their way to the registry
+	fb          *feedback
+	states      *connectionStates // connection states on their way to the registry
+	disconnects disconnects       // connections registry changes close, on their way to the brokers
 
 	eventSeq atomic.Uint64 // the last connection event sequence number given out
 	metrics  metrics
@@ -94,6 +95,7 @@ func New(cfg Config) (*Hub, error) {
 		name:   name,
 		states: newConnectionStates(),
 	}
+	h.disconnects.wake = make(chan struct{}, 1)
 	h.router = cfg.Router
 	if h.router == nil {
 		t, err := route.New(route.Config{HubName: name, Logger: cfg.Logger})
@@ -186,6 +188,7 @@ func (h *Hub) Start(ctx context.Context) error {
 			return fmt.Errorf("hub: start broker %d: %w", i, err)
 		}
 	}
+	h.group.Go(func() error { return h.runDisconnects(h.ctx) })
 	h.log.InfoContext(ctx, "hub started", "host", h.cfg.HostName, "partitions", h.cfg.Partitions)
 	return nil
 }
@@ -318,7 +321,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	h.reg = h.cfg.Registry
 	areg, _ := h.reg.(*auth.Registry)
 	if h.reg == nil {
-		r, err := auth.NewRegistry(auth.RegistryConfig{KV: h.q, Now: h.cfg.clock.Now})
+		r, err := auth.NewRegistry(auth.RegistryConfig{KV: h.q, OnChange: h.registryChanged, Now: h.cfg.clock.Now})
 		if err != nil {
 			return fmt.Errorf("hub: %w", err)
 		}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/hubkit/hubkit/auth"
@@ -37,3 +38,53 @@ type Registry interface {
 }
 
 var _ Registry = (*auth.Registry)(nil)
+
+// disconnects holds the identities whose connections registry changes
+// close, on their way to the brokers. The registry reports changes under
+// its write lock, where calling a broker, which may read the registry,
+// could deadlock; so the report only queues, and runDisconnects tells the
+// brokers.
+type disconnects struct {
+	mu      sync.Mutex    // guards pending
+	pending [][2]string   // device and module ids, "" for a device
+	wake    chan struct{} // capacity 1: pending is not empty
+}
+
+// registryChanged is the registry's OnChange: it queues a disconnect of an
+// identity deleted, disabled or given new credentials. A device's brokers
+// close its modules' connections with its own.
+func (h *Hub) registryChanged(c auth.Change) {
+	if c.Kind == auth.Created || c.Enabled && !c.CredentialsChanged {
+		return
+	}
+	d := &h.disconnects
+	d.mu.Lock()
+	d.pending = append(d.pending, [2]string{c.DeviceID, c.ModuleID})
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runDisconnects tells the brokers what registryChanged queued until ctx
+// ends.
+func (h *Hub) runDisconnects(ctx context.Context) error {
+	d := &h.disconnects
+	for {
+		select {
+		case <-d.wake:
+		case <-ctx.Done():
+			return nil
+		}
+		d.mu.Lock()
+		ids := d.pending
+		d.pending = nil
+		d.mu.Unlock()
+		for _, id := range ids {
+			for _, b := range h.cfg.Brokers {
+				b.Disconnect(id[0], id[1])
+			}
+		}
+	}
+}
