@@ -3,8 +3,11 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -415,6 +418,56 @@ func TestWebSocketWithPaho(t *testing.T) {
 	if string(msgs[0].Body) != "ws" {
 		t.Errorf("body %q", msgs[0].Body)
 	}
+}
+
+// TestSecureWebSocketWithPaho connects paho over wss:// to
+// /$iothub/websocket, as the SDKs' WebSocket transports do, and sends
+// telemetry and receives a C2D message.
+func TestSecureWebSocketWithPaho(t *testing.T) {
+	serverTLS, caPath := testTLS(t)
+	pem, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	e := start(t, mqtt.Options{WebSocketAddr: "127.0.0.1:0", TLSConfig: serverTLS})
+	ctx := ctxT(t)
+	if err := e.hub.SendC2D(ctx, "dev-1", &hubkit.Message{Body: []byte("to wss")}); err != nil {
+		t.Fatal(err)
+	}
+	o := paho.NewClientOptions().AddBroker("wss://" + e.b.WebSocketAddr().String() + mqtt.WebSocketPath).SetClientID("dev-1").
+		SetUsername(username("dev-1")).SetPassword(token("dev-1", time.Hour)).
+		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "localhost"}).
+		SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(10 * time.Second)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("paho connect over wss: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish("devices/dev-1/messages/events/k=v", 1, false, []byte("from wss")); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	msgs, err := e.hub.Messages(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := msgs[0].Properties.Get("k"); string(msgs[0].Body) != "from wss" || v != "v" {
+		t.Errorf("D2C message %+v", msgs[0])
+	}
+	got := make(chan paho.Message, 1)
+	if tok := c.Subscribe("devices/dev-1/messages/devicebound/#", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if string(m.Payload()) != "to wss" || !strings.HasPrefix(m.Topic(), "devices/dev-1/messages/devicebound/") {
+			t.Errorf("C2D %s %q", m.Topic(), m.Payload())
+		}
+	case <-ctx.Done():
+		t.Fatal("no C2D message over wss")
+	}
+	poll.Until(t, "the PUBACK to complete the message", func() bool { n, _ := e.q.Len(ctx, "dev-1"); return n == 0 })
 }
 
 func TestMQTT5Publish(t *testing.T) {

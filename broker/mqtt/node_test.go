@@ -40,9 +40,19 @@ func testTLS(t testing.TB) (*tls.Config, string) {
 	return cfg, path
 }
 
-// nodeEnv is a TLS broker for host localhost whose hub authenticates with
-// hubkit's own SAS authenticator against a registry holding node-1.
-func nodeEnv(t *testing.T) (*memory.Store, *brokertest.Hub, string, string) {
+// nodeSetup is what nodeEnv started.
+type nodeSetup struct {
+	store  *memory.Store
+	hub    *brokertest.Hub
+	conn   string // node-1's connection string, dialling the TLS listener
+	caPath string // the PEM file of the CA that signed the server certificate
+	wsPort int    // port of the MQTT over secure WebSocket listener
+}
+
+// nodeEnv is a broker for host localhost, on TLS and secure WebSockets,
+// whose hub authenticates with hubkit's own SAS authenticator against a
+// registry holding node-1.
+func nodeEnv(t *testing.T) nodeSetup {
 	t.Helper()
 	ctx := ctxT(t)
 	cfg, caPath := testTLS(t)
@@ -62,7 +72,7 @@ func nodeEnv(t *testing.T) (*memory.Store, *brokertest.Hub, string, string) {
 	}
 	hub := brokertest.New(a, store)
 	t.Cleanup(func() { hub.Close() })
-	b, err := mqtt.New(mqtt.Options{TLSAddr: "127.0.0.1:0", TLSConfig: cfg, HostName: "localhost",
+	b, err := mqtt.New(mqtt.Options{TLSAddr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0", TLSConfig: cfg, HostName: "localhost",
 		Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +83,7 @@ func nodeEnv(t *testing.T) (*memory.Store, *brokertest.Hub, string, string) {
 	t.Cleanup(func() { b.Close() })
 	_, port, _ := net.SplitHostPort(b.TLSAddr().String())
 	conn := "HostName=localhost;DeviceId=node-1;SharedAccessKey=" + testKey + ";GatewayHostName=localhost:" + port
-	return store, hub, conn, caPath
+	return nodeSetup{store: store, hub: hub, conn: conn, caPath: caPath, wsPort: b.WebSocketAddr().(*net.TCPAddr).Port}
 }
 
 // runNode runs device.js with p and sends its events on the returned
@@ -116,7 +126,8 @@ func runNode(t *testing.T, ctx context.Context, p nodesdk.Plan, caPath string) <
 }
 
 func TestNodeSDKTelemetryAndC2D(t *testing.T) {
-	store, hub, conn, caPath := nodeEnv(t)
+	n := nodeEnv(t)
+	store, hub := n.store, n.hub
 	ctx := ctxT(t)
 	c2d := &hubkit.Message{
 		Body:       []byte("to the device"),
@@ -126,14 +137,14 @@ func TestNodeSDKTelemetryAndC2D(t *testing.T) {
 	if err := hub.SendC2D(ctx, "node-1", c2d); err != nil {
 		t.Fatal(err)
 	}
-	plan := nodesdk.Plan{ConnectionString: conn, Receive: 1, Send: []nodesdk.Message{
+	plan := nodesdk.Plan{ConnectionString: n.conn, Receive: 1, Send: []nodesdk.Message{
 		{Data: `{"t":1}`, MessageID: "d2c-1", CorrelationID: "corr", ContentType: "application/json", ContentEncoding: "utf-8",
 			Properties: map[string]string{"temperatureAlert": "true", "note": "a&b=c/d ü %20+"}},
 		{Data: "second", Properties: map[string]string{"dt-subject": "comp"}},
 	}}
 	var got *nodesdk.Message
 	var sent, closed int
-	for e := range runNode(t, ctx, plan, caPath) {
+	for e := range runNode(t, ctx, plan, n.caPath) {
 		switch e.Event {
 		case "message":
 			got = &e.Message
@@ -176,8 +187,50 @@ func TestNodeSDKTelemetryAndC2D(t *testing.T) {
 	poll.Until(t, "the C2D message completed", func() bool { n, _ := store.Len(ctx, "node-1"); return n == 0 })
 }
 
+// TestNodeSDKOverWebSocket runs the SDK's MqttWs transport: MQTT over
+// secure WebSockets on /$iothub/websocket, telemetry and C2D.
+func TestNodeSDKOverWebSocket(t *testing.T) {
+	n := nodeEnv(t)
+	ctx := ctxT(t)
+	if err := n.hub.SendC2D(ctx, "node-1", &hubkit.Message{Body: []byte("over wss"), System: hubkit.SystemProperties{MessageID: "ws-c2d"}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := "HostName=localhost;DeviceId=node-1;SharedAccessKey=" + testKey
+	plan := nodesdk.Plan{ConnectionString: conn, Transport: "mqttws", WebSocketPort: n.wsPort, Receive: 1,
+		Send: []nodesdk.Message{{Data: "from wss", MessageID: "ws-d2c", Properties: map[string]string{"k": "v"}}}}
+	var got *nodesdk.Message
+	var sent, closed int
+	for e := range runNode(t, ctx, plan, n.caPath) {
+		switch e.Event {
+		case "message":
+			got = &e.Message
+		case "sent":
+			sent++
+		case "closed":
+			closed++
+		case "error":
+			t.Errorf("device.js error: %s", e.Error)
+		}
+	}
+	if sent != 1 || closed != 1 {
+		t.Fatalf("sent %d, closed %d", sent, closed)
+	}
+	if got == nil || got.Data != "over wss" || got.MessageID != "ws-c2d" {
+		t.Fatalf("C2D as the SDK saw it: %+v", got)
+	}
+	msgs, err := n.hub.Messages(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := msgs[0].Properties.Get("k"); string(msgs[0].Body) != "from wss" || msgs[0].System.MessageID != "ws-d2c" || v != "v" {
+		t.Errorf("D2C message: %+v", msgs[0])
+	}
+	poll.Until(t, "the C2D message completed", func() bool { l, _ := n.store.Len(ctx, "node-1"); return l == 0 })
+}
+
 func TestNodeSDKTokenRenewalKeepsC2D(t *testing.T) {
-	_, hub, conn, caPath := nodeEnv(t)
+	n := nodeEnv(t)
+	hub, conn, caPath := n.hub, n.conn, n.caPath
 	ctx := ctxT(t)
 	if err := hub.SendC2D(ctx, "node-1", &hubkit.Message{Body: []byte("before")}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@
 // device.js plays one device with the Azure IoT device SDK, following the
 // JSON plan in argv[2] (see Plan in nodesdk.go), and reports what happens
 // as JSON lines on stdout (see Event).
+const https = require('https');
 const { Client, Message } = require('azure-iot-device');
 
 const plan = JSON.parse(process.argv[2]);
@@ -42,12 +43,25 @@ async function main() {
   const client = Client.fromConnectionString(plan.connectionString, transport());
   client.on('error', (e) => out({ event: 'error', error: String(e) }));
   client.on('disconnect', () => out({ event: 'disconnect' }));
+  // One setOptions call: the MQTT transport replaces its whole option
+  // object on each.
+  const options = {};
   if (plan.tokenValidSeconds) {
-    await client.setOptions({ tokenRenewal: {
+    options.tokenRenewal = {
       tokenValidTimeInSeconds: plan.tokenValidSeconds,
       tokenRenewalMarginInSeconds: plan.tokenMarginSeconds,
-    } });
+    };
   }
+  if (plan.webSocketPort) {
+    // MqttWs dials port 443 only: the agent sends its connections to
+    // 127.0.0.1:webSocketPort while TLS still checks the certificate for
+    // the host name of the connection string.
+    const agent = new https.Agent();
+    const connect = agent.createConnection.bind(agent);
+    agent.createConnection = (opts, cb) => connect({ ...opts, host: '127.0.0.1', port: plan.webSocketPort, servername: opts.servername || opts.host }, cb);
+    options.mqtt = { webSocketAgent: agent };
+  }
+  if (Object.keys(options).length > 0) await client.setOptions(options);
   let received = 0;
   let allReceived = () => {};
   const receiving = new Promise((resolve) => { allReceived = resolve; });

@@ -61,9 +61,16 @@ type Plan struct {
 	ConnectionString string `json:"connectionString"`
 	// Transport is mqtt (the default), mqttws or http.
 	Transport string `json:"transport,omitempty"`
-	// TokenRenewal sets tokenRenewal {tokenValidTimeInSeconds,
-	// tokenRenewalMarginInSeconds} when TokenValidSeconds is not zero.
-	TokenValidSeconds  int `json:"tokenValidSeconds,omitempty"`
+	// WebSocketPort, when not zero, sends the mqttws transport's
+	// connections to 127.0.0.1 on this port (the SDK dials port 443 of the
+	// host name only); TLS still checks the certificate for the host name.
+	WebSocketPort int `json:"webSocketPort,omitempty"`
+	// TokenValidSeconds, when not zero, sets the SDK's tokenRenewal option:
+	// tokens minted by the SDK are valid this many seconds.
+	TokenValidSeconds int `json:"tokenValidSeconds,omitempty"`
+	// TokenMarginSeconds is the tokenRenewal margin: the SDK renews its
+	// token (reconnecting, on MQTT) this many seconds before it expires.
+	// It is used only with TokenValidSeconds and must be smaller.
 	TokenMarginSeconds int `json:"tokenMarginSeconds,omitempty"`
 	// Send is sent in order with sendEvent, each after the previous was
 	// acknowledged.
