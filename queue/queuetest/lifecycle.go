@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func testLifecycle(t *testing.T, h Harness) {
 	runRules(t, h, []rule{
 		{name: "CloseEndsWaitingCalls", run: testCloseUnblocks},
 		{name: "EveryCallAfterCloseReturnsErrClosed", run: testAfterClose},
+		{name: "CloseDuringWritesKeepsWhatItAcknowledged", run: testCloseDuringWrites},
 		{name: "ConcurrentAppendsAndReads", run: testConcurrentStreams},
 		{name: "ConcurrentEnqueuesAndReceives", run: testConcurrentQueues},
 	})
@@ -108,6 +110,106 @@ func testAfterClose(t *testing.T, e *env) {
 	for _, c := range calls {
 		ch := goCall(func() (struct{}, error) { return struct{}{}, c.call() })
 		isClosed(t, rule+": "+c.name, await(t, e, ch, c.name+" after Close").err)
+	}
+}
+
+// acked is what one writer of testCloseDuringWrites was told: how many of
+// its calls succeeded, their positions (Append), and how its last call
+// ended.
+type acked struct {
+	n    atomic.Int64
+	pos  []queue.Position // written by the writer only; read after it ends
+	last error
+}
+
+func testCloseDuringWrites(t *testing.T, e *env) {
+	const rule = "Close during synchronous Append, Enqueue and Commit calls ends each with nil or hubkit.ErrClosed, never a hang, and what returned nil survives a reopen"
+	const each = 2 // writers of each kind
+	kinds := []string{"Append", "Enqueue", "Commit"}
+	writers := make([]*acked, len(kinds)*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		a := &acked{}
+		writers[w] = a
+		kind := kinds[w/each]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				var err error
+				switch kind {
+				case "Append":
+					var pos []queue.Position
+					pos, err = e.q.Append(e.ctx, []queue.Entry{{Stream: "s", Partition: w, Message: msg(fmt.Sprint(w, "-", i))}})
+					if err == nil {
+						a.pos = append(a.pos, pos...)
+					}
+				case "Enqueue":
+					_, err = e.q.Enqueue(e.ctx, fmt.Sprint("d", w), msg(fmt.Sprint(w, "-", i)), journal)
+				case "Commit":
+					err = e.q.Commit(e.ctx, fmt.Sprint("c", w), "s", w, uint64(i+1))
+				}
+				if err != nil {
+					a.last = err
+					return
+				}
+				a.n.Add(1)
+			}
+		}()
+	}
+	poll(t, e.h.Patience, func() string {
+		for w, a := range writers {
+			if a.n.Load() < 3 {
+				return fmt.Sprintf("writer %d (%s) has %d calls answered, want 3 before closing", w, kinds[w/each], a.n.Load())
+			}
+		}
+		return ""
+	})
+	closed := goCall(func() (struct{}, error) { return struct{}{}, e.q.Close() })
+	if r := await(t, e, closed, "Close during writes"); r.err != nil {
+		t.Errorf("Close: %v", r.err)
+	}
+	ended := goCall(func() (struct{}, error) { wg.Wait(); return struct{}{}, nil })
+	await(t, e, ended, "writers after Close")
+	for w, a := range writers {
+		if !errors.Is(a.last, hubkit.ErrClosed) {
+			t.Errorf("%s: writer %d (%s) ended with %v, want an error wrapping hubkit.ErrClosed", rule, w, kinds[w/each], a.last)
+		}
+	}
+	if !e.h.Persistent {
+		return
+	}
+	e.q = e.open(t)
+	for w, a := range writers {
+		n := int(a.n.Load())
+		switch kinds[w/each] {
+		case "Append":
+			recs, err := e.q.Read(e.ctx, "s", w, 0, n+1, nil)
+			if err != nil || len(recs) < n {
+				t.Errorf("%s: partition %d holds %d records (%v) after reopening, want the %d acknowledged", rule, w, len(recs), err, n)
+				continue
+			}
+			for i, p := range a.pos {
+				if recs[i].Sequence != p.Sequence || string(recs[i].Message.Body) != fmt.Sprint(w, "-", i) {
+					t.Errorf("%s: acknowledged append %d of partition %d at %d is %d %q after reopening", rule, i, w, p.Sequence, recs[i].Sequence, recs[i].Message.Body)
+				}
+			}
+		case "Enqueue":
+			msgs, err := e.q.Peek(e.ctx, fmt.Sprint("d", w), n+1)
+			if err != nil || len(msgs) < n {
+				t.Errorf("%s: queue d%d holds %d messages (%v) after reopening, want the %d acknowledged", rule, w, len(msgs), err, n)
+				continue
+			}
+			for i := range n {
+				if got := string(msgs[i].Body); got != fmt.Sprint(w, "-", i) {
+					t.Errorf("%s: acknowledged message %d of queue d%d is %q after reopening", rule, i, w, got)
+				}
+			}
+		case "Commit":
+			if c, err := e.q.Cursor(e.ctx, fmt.Sprint("c", w), "s", w); err != nil || c < uint64(n) {
+				t.Errorf("%s: cursor c%d is %d, %v after reopening, want at least the acknowledged %d", rule, w, c, err, n)
+			}
+		}
 	}
 }
 
