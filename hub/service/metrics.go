@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/hubkit/hubkit/endpoint"
 )
 
 // metrics writes the hub's counters in the Prometheus text format.
@@ -28,13 +30,12 @@ func (s *Handler) metrics(w http.ResponseWriter, r *http.Request, _ []string) er
 		for _, e := range eps {
 			fmt.Fprintf(&b, "hubkit_endpoint_delivered_total{endpoint=%q} %d\n", e.Health.EndpointID, e.Metrics.Delivered)
 		}
-		b.WriteString("# HELP hubkit_endpoint_dropped_total Messages a custom endpoint dropped.\n# TYPE hubkit_endpoint_dropped_total counter\n")
+		b.WriteString("# HELP hubkit_endpoint_dropped_total Messages a custom endpoint dropped, by reason.\n# TYPE hubkit_endpoint_dropped_total counter\n")
 		for _, e := range eps {
-			var n uint64
-			for _, d := range e.Metrics.Dropped {
-				n += d
+			// Every reason, zeros too, so that rates work from the first drop.
+			for r, n := range e.Metrics.Dropped {
+				fmt.Fprintf(&b, "hubkit_endpoint_dropped_total{endpoint=%q,reason=%q} %d\n", e.Health.EndpointID, endpoint.DropReason(r), n)
 			}
-			fmt.Fprintf(&b, "hubkit_endpoint_dropped_total{endpoint=%q} %d\n", e.Health.EndpointID, n)
 		}
 		b.WriteString("# HELP hubkit_endpoint_health A custom endpoint's health: 1 for its current status.\n# TYPE hubkit_endpoint_health gauge\n")
 		for _, e := range eps {
