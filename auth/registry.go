@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -56,19 +57,27 @@ const (
 
 // SymmetricKey holds the base64 keys of a sas identity.
 type SymmetricKey struct {
-	PrimaryKey   string `json:"primaryKey"`
+	// PrimaryKey is the base64 primary key, 16-64 bytes once decoded.
+	PrimaryKey string `json:"primaryKey"`
+	// SecondaryKey is the base64 secondary key, 16-64 bytes once decoded.
 	SecondaryKey string `json:"secondaryKey"`
 }
 
 // X509Thumbprint holds the certificate thumbprints of a selfSigned identity.
 type X509Thumbprint struct {
-	PrimaryThumbprint   string `json:"primaryThumbprint"`
+	// PrimaryThumbprint is the SHA-1 (40 hex digits) or SHA-256 (64 hex
+	// digits) thumbprint of a certificate; required for selfSigned.
+	PrimaryThumbprint string `json:"primaryThumbprint"`
+	// SecondaryThumbprint is a second accepted thumbprint, or empty.
 	SecondaryThumbprint string `json:"secondaryThumbprint"`
 }
 
 // Authentication is an identity's credentials.
 type Authentication struct {
-	SymmetricKey   SymmetricKey   `json:"symmetricKey"`
+	// SymmetricKey holds the keys of a sas identity; empty otherwise.
+	SymmetricKey SymmetricKey `json:"symmetricKey"`
+	// X509Thumbprint holds the thumbprints of a selfSigned identity;
+	// empty otherwise.
 	X509Thumbprint X509Thumbprint `json:"x509Thumbprint"`
 	// Type is sas (the default when empty), selfSigned,
 	// certificateAuthority or none.
@@ -77,6 +86,7 @@ type Authentication struct {
 
 // Capabilities are a device's optional capabilities.
 type Capabilities struct {
+	// IotEdge is true for an IoT Edge device.
 	IotEdge bool `json:"iotEdge"`
 }
 
@@ -84,6 +94,7 @@ type Capabilities struct {
 // the hub can serve it as is. Fields marked hub-maintained are ignored on
 // Create and Update.
 type Device struct {
+	// DeviceID is the device's id, case-sensitive; it cannot change.
 	DeviceID string `json:"deviceId"`
 	// GenerationID is hub-maintained: 18 decimal digits, new on every create.
 	GenerationID string `json:"generationId"`
@@ -91,35 +102,76 @@ type Device struct {
 	// Update (not on connection-state or activity updates).
 	ETag string `json:"etag"`
 	// ConnectionState is hub-maintained: Connected or Disconnected.
-	ConnectionState            string    `json:"connectionState"`
-	Status                     Status    `json:"status"`
-	StatusReason               string    `json:"statusReason"`
+	ConnectionState string `json:"connectionState"`
+	// Status says whether the device may connect; empty means enabled.
+	Status Status `json:"status"`
+	// StatusReason is free text of at most 128 characters, typically why
+	// the device is disabled. JSON has null for an empty one.
+	StatusReason string `json:"statusReason"`
+	// ConnectionStateUpdatedTime is hub-maintained: when ConnectionState
+	// last changed; the zero time until the device first connects.
 	ConnectionStateUpdatedTime time.Time `json:"connectionStateUpdatedTime"`
-	// StatusUpdatedTime is hub-maintained: when Status last changed.
+	// StatusUpdatedTime is hub-maintained: when Status last changed; the
+	// zero time (0001-01-01T00:00:00Z) until it first changes.
 	StatusUpdatedTime time.Time `json:"statusUpdatedTime"`
 	// LastActivityTime is hub-maintained, see Registry.Touch.
 	LastActivityTime time.Time `json:"lastActivityTime"`
 	// CloudToDeviceMessageCount is hub-maintained, see
 	// Registry.SetCloudToDeviceMessageCount.
-	CloudToDeviceMessageCount int            `json:"cloudToDeviceMessageCount"`
-	Authentication            Authentication `json:"authentication"`
-	Capabilities              Capabilities   `json:"capabilities"`
-	DeviceScope               string         `json:"deviceScope,omitempty"`
-	ParentScopes              []string       `json:"parentScopes,omitempty"`
+	CloudToDeviceMessageCount int `json:"cloudToDeviceMessageCount"`
+	// Authentication holds the device's credentials.
+	Authentication Authentication `json:"authentication"`
+	// Capabilities are the device's optional capabilities.
+	Capabilities Capabilities `json:"capabilities"`
+	// DeviceScope is the device's scope in an IoT Edge hierarchy
+	// (ms-azure-iot-edge://{id}-{n}), or empty.
+	DeviceScope string `json:"deviceScope,omitempty"`
+	// ParentScopes are the scopes of the device's parents in an IoT Edge
+	// hierarchy.
+	ParentScopes []string `json:"parentScopes,omitempty"`
+}
+
+// MarshalJSON encodes d as IoT Hub does, with null for an empty
+// statusReason.
+func (d Device) MarshalJSON() ([]byte, error) {
+	type plain Device // without this method
+	var reason *string
+	if d.StatusReason != "" {
+		reason = &d.StatusReason
+	}
+	return json.Marshal(struct {
+		plain
+		StatusReason *string `json:"statusReason"`
+	}{plain(d), reason})
 }
 
 // A Module is a module identity of a device. Modules cannot be disabled.
+// Fields marked hub-maintained are ignored on CreateModule and
+// UpdateModule.
 type Module struct {
-	ModuleID                   string         `json:"moduleId"`
-	DeviceID                   string         `json:"deviceId"`
-	GenerationID               string         `json:"generationId"`
-	ETag                       string         `json:"etag"`
-	ConnectionState            string         `json:"connectionState"`
-	ConnectionStateUpdatedTime time.Time      `json:"connectionStateUpdatedTime"`
-	LastActivityTime           time.Time      `json:"lastActivityTime"`
-	CloudToDeviceMessageCount  int            `json:"cloudToDeviceMessageCount"`
-	Authentication             Authentication `json:"authentication"`
-	ManagedBy                  string         `json:"managedBy,omitempty"`
+	// ModuleID is the module's id, case-sensitive; it cannot change.
+	ModuleID string `json:"moduleId"`
+	// DeviceID is the id of the module's device.
+	DeviceID string `json:"deviceId"`
+	// GenerationID is hub-maintained: 18 decimal digits, new on every create.
+	GenerationID string `json:"generationId"`
+	// ETag is hub-maintained: base64 text that changes on every
+	// CreateModule and UpdateModule.
+	ETag string `json:"etag"`
+	// ConnectionState is hub-maintained: Connected or Disconnected.
+	ConnectionState string `json:"connectionState"`
+	// ConnectionStateUpdatedTime is hub-maintained: when ConnectionState
+	// last changed.
+	ConnectionStateUpdatedTime time.Time `json:"connectionStateUpdatedTime"`
+	// LastActivityTime is hub-maintained, see Registry.Touch.
+	LastActivityTime time.Time `json:"lastActivityTime"`
+	// CloudToDeviceMessageCount is hub-maintained.
+	CloudToDeviceMessageCount int `json:"cloudToDeviceMessageCount"`
+	// Authentication holds the module's credentials.
+	Authentication Authentication `json:"authentication"`
+	// ManagedBy names what manages the module (IotEdge for the modules of
+	// an IoT Edge runtime), or is empty.
+	ManagedBy string `json:"managedBy,omitempty"`
 }
 
 // ChangeKind says what a registry write did.
@@ -134,9 +186,12 @@ const (
 
 // A Change describes a committed registry write to a device or a module.
 type Change struct {
-	Kind     ChangeKind
+	// Kind says what the write did.
+	Kind ChangeKind
+	// DeviceID is the device written, or the device of the module written.
 	DeviceID string
-	ModuleID string // empty for a device
+	// ModuleID is the module written; empty for a device.
+	ModuleID string
 	// Enabled is false when the identity may no longer connect: deleted,
 	// or disabled (a device's modules follow their device).
 	Enabled bool
@@ -181,24 +236,76 @@ type Registry struct {
 	rand     io.Reader
 	flight   singleflight.Group
 
-	// Lock order: mu, then cmu.
+	// Lock order: mu, then cmu. Only mu is held during store writes;
+	// cmu is held for map operations only, so that lookups and Touch
+	// never wait for a store write.
 	mu sync.Mutex // serializes writes: check, store, cache, OnChange
 
 	cmu     sync.RWMutex // guards the caches below
 	devices map[string]*deviceEntry
 	modules map[[2]string]*moduleEntry
+	// missing holds identities the store did not have when last read,
+	// {deviceID, ""} for devices, at most maxMissing of them: a device
+	// that retries with an unknown id does not read the store each time.
+	missing map[[2]string]struct{}
 }
 
+// maxMissing bounds the registry's cache of unknown identities. When it is
+// full, an arbitrary entry makes room: forgetting one costs a store read.
+const maxMissing = 10000
+
 // A deviceEntry is a cached device; dev is nil for a deleted device. Entries
-// are never modified once cached, only replaced.
+// are never modified once cached, only replaced, but for their activity
+// time, which Touch sets.
 type deviceEntry struct {
 	dev  *Device
 	keys keyPair
+	last *activity // nil when dev is nil
+}
+
+// device returns a copy of the cached device with its latest activity.
+func (e *deviceEntry) device() Device {
+	d := e.dev.clone()
+	d.LastActivityTime = e.last.get()
+	return d
 }
 
 type moduleEntry struct {
 	mod  *Module
 	keys keyPair
+	last *activity // nil when mod is nil
+}
+
+// module returns a copy of the cached module with its latest activity.
+func (e *moduleEntry) module() Module {
+	m := *e.mod
+	m.LastActivityTime = e.last.get()
+	return m
+}
+
+// An activity is an identity's last activity time. Touch sets it with no
+// lock, and it outlives the cache entry that held it first: each write
+// of the identity hands it to the entry that replaces the old one, and
+// writes the time it holds then, so that a Touch racing a write is not
+// lost but reaches the store with the next write.
+type activity struct{ t atomic.Pointer[time.Time] }
+
+func newActivity(t time.Time) *activity {
+	a := &activity{}
+	a.t.Store(&t)
+	return a
+}
+
+func (a *activity) get() time.Time { return *a.t.Load() }
+
+// touch moves the time forward to t, when t is at least a second later.
+func (a *activity) touch(t time.Time) {
+	for {
+		old := a.t.Load()
+		if t.Sub(*old) < time.Second || a.t.CompareAndSwap(old, &t) {
+			return
+		}
+	}
 }
 
 // NewRegistry returns a registry over cfg.KV. It reads nothing until used.
@@ -207,7 +314,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		return nil, errors.New("auth: invalid registry config: KV is nil")
 	}
 	r := &Registry{kv: cfg.KV, prefix: cfg.Prefix, onChange: cfg.OnChange, now: cfg.Now, rand: rand.Reader,
-		devices: map[string]*deviceEntry{}, modules: map[[2]string]*moduleEntry{}}
+		devices: map[string]*deviceEntry{}, modules: map[[2]string]*moduleEntry{}, missing: map[[2]string]struct{}{}}
 	if r.prefix == "" {
 		r.prefix = "registry/"
 	}
@@ -227,7 +334,7 @@ func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
 	if err != nil {
 		return Device{}, err
 	}
-	return e.dev.clone(), nil
+	return e.device(), nil
 }
 
 // GetModule returns a module, or an error wrapping ErrModuleNotFound (or
@@ -237,7 +344,7 @@ func (r *Registry) GetModule(ctx context.Context, id, moduleID string) (Module, 
 	if err != nil {
 		return Module{}, err
 	}
-	return *e.mod, nil
+	return e.module(), nil
 }
 
 func (d *Device) clone() Device {
@@ -254,17 +361,25 @@ func (r *Registry) device(ctx context.Context, id string) (*deviceEntry, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	k := [2]string{id, ""}
 	r.cmu.RLock()
 	e := r.devices[id]
+	_, missing := r.missing[k]
 	r.cmu.RUnlock()
+	if e == nil && missing {
+		return nil, fmt.Errorf("auth: device %q: %w", clip(id), hubkit.ErrDeviceNotFound)
+	}
 	if e == nil {
 		v, err := r.load(ctx, "d/"+id, func(ctx context.Context) (any, error) {
 			var d Device
 			if err := r.read(ctx, r.deviceKey(id), &d); err != nil {
+				if errors.Is(err, queue.ErrNotFound) {
+					r.rememberMissing(k)
+				}
 				return nil, err
 			}
 			keys, _ := decodeKeys(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
-			e := &deviceEntry{dev: &d, keys: keys}
+			e := &deviceEntry{dev: &d, keys: keys, last: newActivity(d.LastActivityTime)}
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.devices[id]; old != nil {
@@ -295,15 +410,22 @@ func (r *Registry) module(ctx context.Context, id, mid string) (*moduleEntry, er
 	k := [2]string{id, mid}
 	r.cmu.RLock()
 	e := r.modules[k]
+	_, missing := r.missing[k]
 	r.cmu.RUnlock()
+	if e == nil && missing {
+		return nil, fmt.Errorf("auth: module %q of device %q: %w", clip(mid), clip(id), ErrModuleNotFound)
+	}
 	if e == nil {
 		v, err := r.load(ctx, "m/"+id+"/"+mid, func(ctx context.Context) (any, error) {
 			var m Module
 			if err := r.read(ctx, r.moduleKey(id, mid), &m); err != nil {
+				if errors.Is(err, queue.ErrNotFound) {
+					r.rememberMissing(k)
+				}
 				return nil, err
 			}
 			keys, _ := decodeKeys(m.Authentication.SymmetricKey.PrimaryKey, m.Authentication.SymmetricKey.SecondaryKey)
-			e := &moduleEntry{mod: &m, keys: keys}
+			e := &moduleEntry{mod: &m, keys: keys, last: newActivity(m.LastActivityTime)}
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.modules[k]; old != nil {
@@ -351,19 +473,44 @@ func (r *Registry) read(ctx context.Context, key string, v any) error {
 	return nil
 }
 
+// rememberMissing records that the store has no identity k, unless a
+// write cached it meanwhile.
+func (r *Registry) rememberMissing(k [2]string) {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	if k[1] == "" && r.devices[k[0]] != nil || k[1] != "" && r.modules[k] != nil {
+		return
+	}
+	if len(r.missing) >= maxMissing {
+		for old := range r.missing {
+			delete(r.missing, old)
+			break
+		}
+	}
+	r.missing[k] = struct{}{}
+}
+
 // cacheDevice replaces the cached entry of id; dev nil marks it deleted.
 // The decoded keys, with their pools of HMACs, carry over when the keys
-// did not change.
+// did not change, and the activity time carries over from a live entry.
 func (r *Registry) cacheDevice(id string, dev *Device) {
 	e := &deviceEntry{dev: dev}
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
+	delete(r.missing, [2]string{id, ""})
 	if dev != nil {
 		k := dev.Authentication.SymmetricKey
-		if old := r.devices[id]; old != nil && old.dev != nil && old.dev.Authentication.SymmetricKey == k {
+		old := r.devices[id]
+		if old != nil && old.dev != nil && old.dev.Authentication.SymmetricKey == k {
 			e.keys = old.keys
 		} else {
 			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
+		}
+		if old != nil && old.dev != nil {
+			e.last = old.last
+			e.last.touch(dev.LastActivityTime)
+		} else {
+			e.last = newActivity(dev.LastActivityTime)
 		}
 	}
 	r.devices[id] = e
@@ -371,17 +518,26 @@ func (r *Registry) cacheDevice(id string, dev *Device) {
 
 func (r *Registry) cacheModule(id, mid string, mod *Module) {
 	e := &moduleEntry{mod: mod}
+	key := [2]string{id, mid}
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
+	delete(r.missing, key)
 	if mod != nil {
 		k := mod.Authentication.SymmetricKey
-		if old := r.modules[[2]string{id, mid}]; old != nil && old.mod != nil && old.mod.Authentication.SymmetricKey == k {
+		old := r.modules[key]
+		if old != nil && old.mod != nil && old.mod.Authentication.SymmetricKey == k {
 			e.keys = old.keys
 		} else {
 			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
 		}
+		if old != nil && old.mod != nil {
+			e.last = old.last
+			e.last.touch(mod.LastActivityTime)
+		} else {
+			e.last = newActivity(mod.LastActivityTime)
+		}
 	}
-	r.modules[[2]string{id, mid}] = e
+	r.modules[key] = e
 }
 
 // Create adds a device. It fills the hub-maintained fields, generates
@@ -389,6 +545,10 @@ func (r *Registry) cacheModule(id, mid string, mod *Module) {
 // Errors: hubkit.ErrDeviceAlreadyExists, hubkit.ErrArgumentInvalid for a
 // bad id, status, reason, key (DeviceKeyLengthInvalid: keys must decode
 // to 16-64 bytes) or thumbprint.
+//
+// Warning: ids may contain '#' and '+', as on IoT Hub, but those are
+// MQTT wildcards that no PUBLISH topic may hold, so such a device (or
+// module) cannot send or receive over MQTT; it can over HTTPS and AMQP.
 func (r *Registry) Create(ctx context.Context, d Device) (Device, error) {
 	if err := hubkit.ValidateDeviceID(d.DeviceID); err != nil {
 		return Device{}, fmt.Errorf("auth: create device: %w", err)
@@ -400,10 +560,9 @@ func (r *Registry) Create(ctx context.Context, d Device) (Device, error) {
 	} else if !errors.Is(err, hubkit.ErrDeviceNotFound) {
 		return Device{}, err
 	}
-	now := r.now().UTC()
 	n := d.clone()
 	n.GenerationID, n.ConnectionState, n.ConnectionStateUpdatedTime = "", Disconnected, time.Time{}
-	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = now, time.Time{}, 0
+	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = time.Time{}, time.Time{}, 0
 	if err := r.normalize(&n.Status, &n.StatusReason, &n.Authentication, nil, &n.ETag, &n.GenerationID); err != nil {
 		return Device{}, fmt.Errorf("auth: create device %q: %w", d.DeviceID, err)
 	}
@@ -434,7 +593,7 @@ func (r *Registry) Update(ctx context.Context, d Device, ifMatch string) (Device
 	}
 	n := d.clone()
 	n.GenerationID, n.ConnectionState, n.ConnectionStateUpdatedTime = old.GenerationID, old.ConnectionState, old.ConnectionStateUpdatedTime
-	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = old.StatusUpdatedTime, old.LastActivityTime, old.CloudToDeviceMessageCount
+	n.StatusUpdatedTime, n.LastActivityTime, n.CloudToDeviceMessageCount = old.StatusUpdatedTime, e.last.get(), old.CloudToDeviceMessageCount
 	if err := r.normalize(&n.Status, &n.StatusReason, &n.Authentication, &old.Authentication, &n.ETag, nil); err != nil {
 		return Device{}, fmt.Errorf("auth: update device %q: %w", d.DeviceID, err)
 	}
@@ -517,7 +676,7 @@ func (r *Registry) List(ctx context.Context, after string, limit int) ([]Device,
 		e := r.devices[id]
 		r.cmu.RUnlock()
 		if e != nil && e.dev != nil {
-			out = append(out, e.dev.clone()) // fresher: unpersisted activity
+			out = append(out, e.device()) // fresher: unpersisted activity
 			continue
 		}
 		var d Device
@@ -545,8 +704,9 @@ func (r *Registry) SetConnectionState(ctx context.Context, id, moduleID string, 
 
 // Touch records activity of the device or module at t (connect, send,
 // receive) in the cached identity only: it never reads or writes the
-// store, so that it costs nothing on the message path and never waits
-// for a sync. The time reaches the store with the identity's next write
+// store and takes no lock that a store write holds, so that it costs
+// nothing on the message path and never waits for a sync or for another
+// registry write. The time reaches the store with the identity's next write
 // (a connection state change, an update); after a crash the stored value
 // may lag, as IoT Hub's own value may. An identity not in the cache (never
 // looked up since the registry started) is left alone. Times less than a
@@ -555,21 +715,18 @@ func (r *Registry) Touch(ctx context.Context, id, moduleID string, t time.Time) 
 	if y := t.Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("auth: touch %q: time %v out of range: %w", clip(id), t, hubkit.ErrArgumentInvalid)
 	}
-	t = t.UTC()
-	r.mu.Lock() // orders Touch with the writes that persist the cache
-	defer r.mu.Unlock()
+	var a *activity
 	r.cmu.RLock()
-	de, me := r.devices[id], r.modules[[2]string{id, moduleID}]
+	if moduleID == "" {
+		if e := r.devices[id]; e != nil {
+			a = e.last
+		}
+	} else if e := r.modules[[2]string{id, moduleID}]; e != nil {
+		a = e.last
+	}
 	r.cmu.RUnlock()
-	switch {
-	case moduleID == "" && de != nil && de.dev != nil && t.Sub(de.dev.LastActivityTime) >= time.Second:
-		d := de.dev.clone()
-		d.LastActivityTime = t
-		r.cacheDevice(id, &d)
-	case moduleID != "" && me != nil && me.mod != nil && t.Sub(me.mod.LastActivityTime) >= time.Second:
-		m := *me.mod
-		m.LastActivityTime = t
-		r.cacheModule(id, moduleID, &m)
+	if a != nil {
+		a.touch(t.UTC())
 	}
 	return nil
 }
@@ -618,7 +775,7 @@ func (r *Registry) hubUpdate(ctx context.Context, id, mid string, f func(*hubFie
 		if err != nil {
 			return queue.KVOp{}, nil, err
 		}
-		m := *e.mod
+		m := e.module()
 		key, rec = r.moduleKey(id, mid), &m
 		h = hubFields{&m.ConnectionState, &m.ConnectionStateUpdatedTime, &m.CloudToDeviceMessageCount}
 		cache = func() { r.cacheModule(id, mid, &m) }
@@ -627,7 +784,7 @@ func (r *Registry) hubUpdate(ctx context.Context, id, mid string, f func(*hubFie
 		if err != nil {
 			return queue.KVOp{}, nil, err
 		}
-		d := e.dev.clone()
+		d := e.device()
 		key, rec = r.deviceKey(id), &d
 		h = hubFields{&d.ConnectionState, &d.ConnectionStateUpdatedTime, &d.CloudToDeviceMessageCount}
 		cache = func() { r.cacheDevice(id, &d) }
@@ -643,10 +800,14 @@ func (r *Registry) hubUpdate(ctx context.Context, id, mid string, f func(*hubFie
 // A ConnectionChange is one identity's connection state, for
 // [Registry.SetConnectionStates].
 type ConnectionChange struct {
-	DeviceID  string
-	ModuleID  string // empty for a device
+	// DeviceID is the device, or the device of the module.
+	DeviceID string
+	// ModuleID is the module; empty for a device.
+	ModuleID string
+	// Connected is the new state: true for Connected.
 	Connected bool
-	Time      time.Time // when the state changed
+	// Time is when the state changed.
+	Time time.Time
 }
 
 // SetConnectionStates records the connection states of several
@@ -708,6 +869,46 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	}
 	r.cacheModule(m.DeviceID, m.ModuleID, &m)
 	r.notify(Change{Kind: Created, DeviceID: m.DeviceID, ModuleID: m.ModuleID, Enabled: true, CredentialsChanged: true})
+	return m, nil
+}
+
+// UpdateModule replaces the module m.ModuleID of device m.DeviceID when
+// its etag matches ifMatch ("" or "*" match any), as Update replaces a
+// device: hub-maintained fields keep their stored values, the etag
+// changes, and the authentication (type, keys, thumbprints) and
+// ManagedBy are m's. Empty sas keys keep the stored keys, or are
+// generated. OnChange reports the module Updated, enabled as its device
+// is. Errors: hubkit.ErrDeviceNotFound, ErrModuleNotFound,
+// hubkit.ErrPreconditionFailed, hubkit.ErrArgumentInvalid.
+func (r *Registry) UpdateModule(ctx context.Context, m Module, ifMatch string) (Module, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	de, err := r.device(ctx, m.DeviceID)
+	if err != nil {
+		return Module{}, err
+	}
+	e, err := r.module(ctx, m.DeviceID, m.ModuleID)
+	if err != nil {
+		return Module{}, err
+	}
+	old := e.mod
+	if !etagMatches(old.ETag, ifMatch) {
+		return Module{}, fmt.Errorf("auth: update module %q of device %q: etag %q does not match: %w", m.ModuleID, m.DeviceID, clip(ifMatch), hubkit.ErrPreconditionFailed)
+	}
+	m.GenerationID, m.ConnectionState, m.ConnectionStateUpdatedTime = old.GenerationID, old.ConnectionState, old.ConnectionStateUpdatedTime
+	m.LastActivityTime, m.CloudToDeviceMessageCount = e.last.get(), old.CloudToDeviceMessageCount
+	if err := r.normalize(nil, nil, &m.Authentication, &old.Authentication, &m.ETag, nil); err != nil {
+		return Module{}, fmt.Errorf("auth: update module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
+	}
+	for m.ETag == old.ETag {
+		m.ETag = r.etag()
+	}
+	if err := r.put(ctx, r.moduleKey(m.DeviceID, m.ModuleID), &m); err != nil {
+		return Module{}, fmt.Errorf("auth: update module %q of device %q: %w", m.ModuleID, m.DeviceID, err)
+	}
+	r.cacheModule(m.DeviceID, m.ModuleID, &m)
+	r.notify(Change{Kind: Updated, DeviceID: m.DeviceID, ModuleID: m.ModuleID, Enabled: de.dev.Status == StatusEnabled,
+		CredentialsChanged: m.Authentication != old.Authentication})
 	return m, nil
 }
 

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/internal/poll"
+	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 var ctx = context.Background()
@@ -36,7 +40,7 @@ func TestRegistryCreateGet(t *testing.T) {
 			t.Errorf("generated key %q: %d bytes, %v", k, len(b), err)
 		}
 	}
-	if d.Status != auth.StatusEnabled || d.Authentication.Type != auth.AuthSAS || d.ConnectionState != auth.Connected && d.ConnectionState != auth.Disconnected || !d.StatusUpdatedTime.Equal(testNow) {
+	if d.Status != auth.StatusEnabled || d.Authentication.Type != auth.AuthSAS || d.ConnectionState != auth.Connected && d.ConnectionState != auth.Disconnected || !d.StatusUpdatedTime.IsZero() {
 		t.Errorf("defaults: %+v", d)
 	}
 	got, err := r.Get(ctx, "dev-1")
@@ -59,12 +63,18 @@ func TestRegistryJSONFieldNames(t *testing.T) {
 	}
 	b, _ := jsonMarshal(d)
 	for _, f := range []string{`"deviceId":"dev-1"`, `"generationId":`, `"etag":`, `"connectionState":"Disconnected"`, `"status":"enabled"`,
-		`"statusReason":`, `"connectionStateUpdatedTime":"0001-01-01T00:00:00Z"`, `"statusUpdatedTime":`, `"lastActivityTime":`,
+		`"statusReason":null`, `"connectionStateUpdatedTime":"0001-01-01T00:00:00Z"`, `"statusUpdatedTime":"0001-01-01T00:00:00Z"`, `"lastActivityTime":`,
 		`"cloudToDeviceMessageCount":0`, `"authentication":{"symmetricKey":{"primaryKey":`, `"secondaryKey":`,
 		`"x509Thumbprint":{"primaryThumbprint":`, `"type":"sas"`, `"capabilities":{"iotEdge":true}`} {
 		if !strings.Contains(string(b), f) {
 			t.Errorf("device JSON lacks %s:\n%s", f, b)
 		}
+	}
+	d.StatusReason = "maintenance"
+	b, err = jsonMarshal(d)
+	var back auth.Device
+	if err != nil || !strings.Contains(string(b), `"statusReason":"maintenance"`) || json.Unmarshal(b, &back) != nil || !reflect.DeepEqual(back, d) {
+		t.Errorf("device with a statusReason: %s (%v), decoded %+v", b, err, back)
 	}
 }
 
@@ -415,5 +425,211 @@ func TestRegistrySetConnectionStates(t *testing.T) {
 				t.Errorf("%s: %s is %s since %v (%v), want %s since %v", name, want.id, d.ConnectionState, d.ConnectionStateUpdatedTime, err, want.state, want.at)
 			}
 		}
+	}
+}
+
+// newPebbleKV returns the KV of a Pebble store on disk, closed when the
+// test ends.
+func newPebbleKV(t testing.TB) *countingKV {
+	t.Helper()
+	s, err := pebble.Open(t.TempDir(), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &countingKV{KV: s}
+}
+
+// holdKV holds every Write until release is closed, and closes entered
+// when the first one starts.
+type holdKV struct {
+	*countingKV
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (h *holdKV) Write(ctx context.Context, ops ...queue.KVOp) error {
+	h.once.Do(func() { close(h.entered) })
+	<-h.release
+	return h.countingKV.Write(ctx, ops...)
+}
+
+// TestRegistryTouchDuringWrite checks that Touch never waits for a store
+// write in progress, and that a Touch racing a write of the same device
+// is not lost but reaches the store with the next write.
+func TestRegistryTouchDuringWrite(t *testing.T) {
+	kv := newPebbleKV(t)
+	for _, id := range []string{"a", "b"} {
+		if _, err := newRegistry(t, kv, nil).Create(ctx, auth.Device{DeviceID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &holdKV{countingKV: kv, entered: make(chan struct{}), release: make(chan struct{})}
+	r := newRegistry(t, &countingKV{KV: h}, nil)
+	for _, id := range []string{"a", "b"} {
+		if _, err := r.Get(ctx, id); err != nil { // cached: Touch records only cached identities
+			t.Fatal(err)
+		}
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- r.SetConnectionState(ctx, "a", "", true) }()
+	<-h.entered
+
+	ta, tb := testNow.Add(time.Minute), testNow.Add(2*time.Minute)
+	var touched atomic.Bool
+	go func() {
+		if err := r.Touch(ctx, "b", "", tb); err != nil {
+			t.Error(err)
+		}
+		if err := r.Touch(ctx, "a", "", ta); err != nil {
+			t.Error(err)
+		}
+		touched.Store(true)
+	}()
+	poll.Until(t, "Touch to return while a store write is held", touched.Load)
+	close(h.release)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]time.Time{"a": ta, "b": tb} {
+		if d, err := r.Get(ctx, id); err != nil || !d.LastActivityTime.Equal(want) {
+			t.Errorf("%s: lastActivityTime %v (%v), want %v", id, d.LastActivityTime, err, want)
+		}
+	}
+	if err := r.SetConnectionState(ctx, "a", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := newRegistry(t, kv, nil).Get(ctx, "a"); err != nil || !d.LastActivityTime.Equal(ta) {
+		t.Errorf("stored lastActivityTime of a = %v (%v), want %v from the Touch during the earlier write", d.LastActivityTime, err, ta)
+	}
+}
+
+// TestRegistryRemembersUnknownIDs checks that lookups of an unknown
+// identity read the store once, and that creating it ends that.
+func TestRegistryRemembersUnknownIDs(t *testing.T) {
+	kv := newPebbleKV(t)
+	r := newRegistry(t, kv, nil)
+	if _, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"}); err != nil {
+		t.Fatal(err)
+	}
+	before := kv.gets.Load()
+	for range 100 {
+		if _, err := r.Get(ctx, "ghost"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+			t.Fatalf("Get(ghost) = %v, want ErrDeviceNotFound", err)
+		}
+		if _, err := r.GetModule(ctx, "dev-1", "ghost"); !errors.Is(err, auth.ErrModuleNotFound) {
+			t.Fatalf("GetModule(dev-1, ghost) = %v, want ErrModuleNotFound", err)
+		}
+	}
+	if n := kv.gets.Load() - before; n != 2 {
+		t.Errorf("200 lookups of unknown identities read the store %d times, want 2", n)
+	}
+	if _, err := r.Create(ctx, auth.Device{DeviceID: "ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "ghost"); err != nil {
+		t.Errorf("Get after Create = %v", err)
+	}
+	if _, err := r.GetModule(ctx, "dev-1", "ghost"); err != nil {
+		t.Errorf("GetModule after CreateModule = %v", err)
+	}
+
+	// The memory is bounded: past its size, old unknown ids are read again.
+	const n = 10001
+	for i := range n {
+		r.Get(ctx, fmt.Sprintf("unknown-%d", i))
+	}
+	before = kv.gets.Load()
+	for i := range n {
+		r.Get(ctx, fmt.Sprintf("unknown-%d", i))
+	}
+	if reads := kv.gets.Load() - before; reads == 0 || reads == n {
+		t.Errorf("looking up %d unknown ids again read the store %d times, want some but not all", n, reads)
+	}
+}
+
+func TestRegistryUpdateModule(t *testing.T) {
+	var mu sync.Mutex
+	var changes []auth.Change
+	kv := newPebbleKV(t)
+	r := newRegistry(t, kv, func(c auth.Change) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+	})
+	if _, err := r.UpdateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}, "*"); !errors.Is(err, hubkit.ErrDeviceNotFound) {
+		t.Errorf("UpdateModule on a missing device = %v", err)
+	}
+	if _, err := r.Create(ctx, auth.Device{DeviceID: "dev-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpdateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"}, "*"); !errors.Is(err, auth.ErrModuleNotFound) {
+		t.Errorf("UpdateModule of a missing module = %v", err)
+	}
+	m, err := r.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetConnectionState(ctx, "dev-1", "m1", true); err != nil {
+		t.Fatal(err)
+	}
+	upd := m
+	upd.Authentication = auth.Authentication{Type: "selfsigned", X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: strings.Repeat("ab", 20)}}
+	upd.ManagedBy, upd.GenerationID, upd.ConnectionState = "IotEdge", "1", auth.Disconnected
+	if _, err := r.UpdateModule(ctx, upd, "bm9wZQ=="); !errors.Is(err, hubkit.ErrPreconditionFailed) {
+		t.Errorf("UpdateModule with a stale etag = %v, want ErrPreconditionFailed", err)
+	}
+	bad := upd
+	bad.Authentication.SymmetricKey.PrimaryKey = deviceKey
+	if _, err := r.UpdateModule(ctx, bad, "*"); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+		t.Errorf("UpdateModule with keys and thumbprints = %v, want ArgumentInvalid", err)
+	}
+	u, err := r.UpdateModule(ctx, upd, `"`+m.ETag+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case u.ETag == m.ETag:
+		t.Error("etag did not change")
+	case u.GenerationID != m.GenerationID:
+		t.Error("generationId changed on update")
+	case u.ConnectionState != auth.Connected:
+		t.Errorf("connectionState = %s, want the hub's Connected", u.ConnectionState)
+	case u.Authentication.Type != auth.AuthSelfSigned || u.Authentication.SymmetricKey != (auth.SymmetricKey{}) || u.ManagedBy != "IotEdge":
+		t.Errorf("updated module: %+v", u)
+	}
+	stored, err := newRegistry(t, kv, nil).GetModule(ctx, "dev-1", "m1")
+	if err != nil || !reflect.DeepEqual(stored, u) {
+		t.Errorf("stored module = %+v (%v)\nwant %+v", stored, err, u)
+	}
+	// Back to sas: empty keys are generated, and kept by the next update.
+	u.Authentication = auth.Authentication{}
+	u2, err := r.UpdateModule(ctx, u, "*")
+	if err != nil || u2.Authentication.Type != auth.AuthSAS || u2.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("UpdateModule to sas = %+v, %v", u2, err)
+	}
+	u2.ManagedBy = ""
+	u2.Authentication.SymmetricKey = auth.SymmetricKey{}
+	u3, err := r.UpdateModule(ctx, u2, u2.ETag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.GetModule(ctx, "dev-1", "m1"); got.Authentication.SymmetricKey.PrimaryKey == "" || got.Authentication != u3.Authentication || got.ManagedBy != "" {
+		t.Errorf("after an update with empty keys: %+v", got)
+	}
+	want := []auth.Change{
+		{Kind: auth.Created, DeviceID: "dev-1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Created, DeviceID: "dev-1", ModuleID: "m1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Updated, DeviceID: "dev-1", ModuleID: "m1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Updated, DeviceID: "dev-1", ModuleID: "m1", Enabled: true, CredentialsChanged: true},
+		{Kind: auth.Updated, DeviceID: "dev-1", ModuleID: "m1", Enabled: true},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(changes, want) {
+		t.Errorf("changes:\n%+v\nwant\n%+v", changes, want)
 	}
 }
