@@ -48,7 +48,7 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message)
 	m := msg.Clone()
 	s := &m.System
 	s.Ack, _ = hubkit.ParseAck(string(s.Ack)) // checked by ValidateC2D
-	now := h.cfg.clock.Now()
+	now := h.cfg.Clock.Now()
 	switch {
 	case s.ExpiryTime.IsZero():
 		s.ExpiryTime = now.Add(h.cfg.C2DDefaultTTL).UTC()
@@ -97,7 +97,7 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.Receiv
 		// A device asked (HTTPS). A volatile receive is a broker pushing
 		// to a connection; the device's acknowledgement, through Settle
 		// or CompleteC2D, records its activity.
-		h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+		h.touch(ctx, deviceID, "", h.cfg.Clock.Now())
 	}
 	return d, nil
 }
@@ -131,7 +131,7 @@ func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker
 	if err != nil {
 		return h.closedErr(fmt.Errorf("hub: settle %q: %w", deviceID, err))
 	}
-	h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+	h.touch(ctx, deviceID, "", h.cfg.Clock.Now())
 	return nil
 }
 
@@ -166,7 +166,7 @@ func (h *Hub) CompleteC2D(ctx context.Context, deviceID string, lockTokens []str
 	}
 	if done > 0 {
 		h.metrics.c2dCompleted.Add(int64(done))
-		h.touch(ctx, deviceID, "", h.cfg.clock.Now())
+		h.touch(ctx, deviceID, "", h.cfg.Clock.Now())
 	}
 	return errs
 }

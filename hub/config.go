@@ -99,9 +99,15 @@ type Config struct {
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 
-	// clock drives feedback batching and send-time checks; nil means the
-	// real clock. Tests set it through export_test.go.
-	clock clock
+	// Clock is the hub's time: message and event stamps, C2D expiry,
+	// feedback batching, the registry's and the store's times when the hub
+	// makes them, and the delivery of endpoints whose DeliveryConfig.Clock
+	// is nil. Nil means the real clock. Tests give a fake one (such as
+	// endpointtest.Clock) to make time-dependent behaviour exact.
+	Clock endpoint.Clock
+
+	// clock is Clock, under the name that code not yet moved to Clock reads.
+	clock endpoint.Clock
 }
 
 // An Endpoint is a custom endpoint of the hub.
@@ -116,13 +122,6 @@ type Endpoint struct {
 	// Name, Endpoint, Streams, Stream, Partitions and, when nil, Logger
 	// and Clock.
 	Delivery endpoint.DeliveryConfig
-}
-
-// A clock tells the time and waits. Tests replace it to make
-// time-dependent behaviour exact.
-type clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
 }
 
 type realClock struct{}
@@ -170,9 +169,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.clock == nil {
-		c.clock = realClock{}
+	if c.Clock == nil {
+		c.Clock = realClock{}
 	}
+	c.clock = c.Clock
 
 	if c.Partitions < 2 || c.Partitions > 32 {
 		bad("Partitions is %d, want 2 to 32", c.Partitions)

@@ -33,7 +33,7 @@ func (h *Hub) connection(ctx context.Context, id auth.Identity, connected bool) 
 	if h.running() != nil {
 		return
 	}
-	now := h.cfg.clock.Now().UTC()
+	now := h.cfg.Clock.Now().UTC()
 	op, delta := "deviceDisconnected", int64(-1)
 	if connected {
 		op, delta = "deviceConnected", 1
@@ -102,7 +102,7 @@ func (h *Hub) event(ctx context.Context, source route.Source, schema, op, device
 
 // lifecycle emits a device lifecycle event whose body is the device's twin.
 func (h *Hub) lifecycle(ctx context.Context, op string, d auth.Device) {
-	now := h.cfg.clock.Now().UTC()
+	now := h.cfg.Clock.Now().UTC()
 	meta := map[string]any{"$metadata": map[string]string{"$lastUpdated": now.Format(time.RFC3339Nano)}, "$version": 1}
 	body, err := json.Marshal(map[string]any{
 		"deviceId":   d.DeviceID,

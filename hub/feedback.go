@@ -140,7 +140,7 @@ func (f *feedback) run() error {
 		pending = append(pending[:0], pending[n:]...)
 		timer = nil
 		if len(pending) > 0 {
-			timer = h.cfg.clock.After(h.cfg.FeedbackBatchDelay)
+			timer = h.cfg.Clock.After(h.cfg.FeedbackBatchDelay)
 		}
 		return true
 	}
@@ -158,7 +158,7 @@ func (f *feedback) run() error {
 				continue
 			}
 			if timer == nil {
-				timer = h.cfg.clock.After(h.cfg.FeedbackBatchDelay)
+				timer = h.cfg.Clock.After(h.cfg.FeedbackBatchDelay)
 			}
 			for len(pending) >= h.cfg.FeedbackBatchSize {
 				if !flush(h.cfg.FeedbackBatchSize) {
@@ -227,7 +227,7 @@ func (f *feedback) flush(recs []pendingRecord, next uint64, log *slog.Logger) er
 		UserID:          h.name,
 		ContentType:     FeedbackContentType,
 		ContentEncoding: "utf-8",
-		ExpiryTime:      h.cfg.clock.Now().Add(h.cfg.FeedbackTTL).UTC(),
+		ExpiryTime:      h.cfg.Clock.Now().Add(h.cfg.FeedbackTTL).UTC(),
 	}}
 	opts := queue.EnqueueOptions{MaxDeliveryCount: uint32(h.cfg.FeedbackMaxDeliveryCount), CommitOutcomes: next}
 	for {

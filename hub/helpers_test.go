@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/endpoint/endpointtest"
 	"github.com/hubkit/hubkit/hub"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/queue/pebble"
@@ -21,14 +22,14 @@ const testHost = "testhub.example.com"
 type rig struct {
 	*hub.Hub
 	dir   string
-	clock *hub.FakeClock
+	clock *endpointtest.Clock
 	q     queue.DurableQueue
 }
 
 type rigOptions struct {
-	dir    string            // "" means a new t.TempDir()
-	clock  *hub.FakeClock    // nil means a new one
-	config func(*hub.Config) // changes to the config, may be nil
+	dir    string              // "" means a new t.TempDir()
+	clock  *endpointtest.Clock // nil means a new one
+	config func(*hub.Config)   // changes to the config, may be nil
 }
 
 func openQueue(t testing.TB, dir string, now func() time.Time) queue.DurableQueue {
@@ -47,15 +48,15 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		o.dir = t.TempDir()
 	}
 	if o.clock == nil {
-		o.clock = hub.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		o.clock = endpointtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	}
 	q := openQueue(t, o.dir, o.clock.Now)
 	cfg := hub.Config{
 		HostName: testHost,
 		Queue:    q,
 		Logger:   discard(),
+		Clock:    o.clock,
 	}
-	hub.SetClock(&cfg, o.clock)
 	if o.config != nil {
 		o.config(&cfg)
 	}

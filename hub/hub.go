@@ -155,7 +155,7 @@ func (h *Hub) Start(ctx context.Context) error {
 			dc.Logger = h.cfg.Logger
 		}
 		if dc.Clock == nil {
-			dc.Clock = h.cfg.clock
+			dc.Clock = h.cfg.Clock
 		}
 		d, err := endpoint.NewDelivery(dc)
 		if err != nil {
@@ -321,7 +321,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	h.reg = h.cfg.Registry
 	areg, _ := h.reg.(*auth.Registry)
 	if h.reg == nil {
-		r, err := auth.NewRegistry(auth.RegistryConfig{KV: h.q, OnChange: h.registryChanged, Now: h.cfg.clock.Now})
+		r, err := auth.NewRegistry(auth.RegistryConfig{KV: h.q, OnChange: h.registryChanged, Now: h.cfg.Clock.Now})
 		if err != nil {
 			return fmt.Errorf("hub: %w", err)
 		}
@@ -343,7 +343,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		}
 		pol = p
 	}
-	a, err := auth.New(auth.Config{Registry: areg, HostName: h.cfg.HostName, Policies: pol, Now: h.cfg.clock.Now})
+	a, err := auth.New(auth.Config{Registry: areg, HostName: h.cfg.HostName, Policies: pol, Now: h.cfg.Clock.Now})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}

@@ -50,7 +50,7 @@ func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message,
 	}
 	m := msg.Clone()
 	s := &m.System
-	s.EnqueuedTime = h.cfg.clock.Now().UTC()
+	s.EnqueuedTime = h.cfg.Clock.Now().UTC()
 	s.ConnectionDeviceID = id.DeviceID
 	s.ConnectionModuleID = id.ModuleID
 	s.ConnectionAuthMethod = id.Method.JSON()

@@ -8,5 +8,5 @@ import (
 // openStore opens the default store: Pebble in Config.Dir, on the hub's
 // clock.
 func (h *Hub) openStore() (queue.DurableQueue, error) {
-	return pebble.Open(h.cfg.Dir, pebble.Options{Now: h.cfg.clock.Now, Logger: h.cfg.Logger})
+	return pebble.Open(h.cfg.Dir, pebble.Options{Now: h.cfg.Clock.Now, Logger: h.cfg.Logger})
 }
