@@ -127,10 +127,13 @@ func (b *Broker) admit(cl *mochi.Client, pk packets.Packet) (*conn, refusal, err
 		return nil, refuseNotAuthorized, errExpired
 	}
 	// Keep-alive (mqtt.md §2.2): 1.5 x the client's, at most 1767 s, which
-	// also applies when the client asks for none. mochi applies 1.5 x.
+	// also applies when the client asks for none. mochi applies 1.5 x. An
+	// MQTT 5 client whose value we change is told ours in the CONNACK's
+	// Server Keep Alive, which mochi sends when ServerKeepalive is set.
 	ka := cl.State.Keepalive
 	if ka == 0 || time.Duration(ka)*3/2*time.Second > maxKeepAliveTimeout {
 		ka = uint16(maxKeepAliveTimeout * 2 / 3 / time.Second)
+		cl.State.ServerKeepalive = cl.Properties.ProtocolVersion == 5
 	}
 	cl.State.Keepalive = ka
 	cctx, ccancel := context.WithCancel(b.ctx)
