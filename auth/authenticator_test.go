@@ -112,8 +112,17 @@ func selfSignedHarness(t *testing.T) authtest.Env {
 			mu.Unlock()
 			var c *x509.Certificate
 			switch {
-			case k == authtest.NotYetValid:
-				return auth.Credentials{}, false
+			case k == authtest.NotYetValid && ok:
+				// Register its thumbprint, so that only its dates refuse it.
+				c = issue(t, nil, id, false, testNow.Add(time.Hour), na).cert
+				d, err := e.reg.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, d.Authentication.X509Thumbprint.SecondaryThumbprint = auth.Thumbprints(c.Raw)
+				if _, err := e.reg.Update(ctx, d, d.ETag); err != nil {
+					t.Fatal(err)
+				}
 			case k == authtest.WrongKey || !ok:
 				c = issue(t, nil, id, false, nb, na).cert
 			case k == authtest.Valid:
@@ -164,11 +173,11 @@ func TestConformanceCA(t *testing.T) { authtest.Run(t, authtest.Harness{New: caH
 // TestAuthenticateVectors authenticates the SDK-computed tokens.
 func TestAuthenticateVectors(t *testing.T) {
 	e := newEnv(t, auth.Config{})
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: policyKey, SecondaryKey: deviceKey}}})
-	e.reg.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "mod-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: moduleKey}}})
-	e.pol.Set(ctx, auth.Policy{KeyName: "device", PrimaryKey: deviceKey, SecondaryKey: policyKey, Rights: auth.DeviceConnect})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: policyKey, SecondaryKey: deviceKey}}})))
+	noErr(t, errOf(e.reg.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "mod-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: moduleKey}}})))
+	noErr(t, e.pol.Set(ctx, auth.Policy{KeyName: "device", PrimaryKey: deviceKey, SecondaryKey: policyKey, Rights: auth.DeviceConnect}))
 	local := newEnv(t, auth.Config{HostName: "LocalHost"})
-	local.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
+	noErr(t, errOf(local.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
 
 	for _, tc := range []struct {
 		name        string
@@ -195,14 +204,14 @@ func TestAuthenticateVectors(t *testing.T) {
 
 func TestAuthenticateDenials(t *testing.T) {
 	e := newEnv(t, auth.Config{})
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
-	e.reg.Create(ctx, auth.Device{DeviceID: "off", Status: auth.StatusDisabled, Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
-	e.reg.Create(ctx, auth.Device{DeviceID: "x509", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})
-	e.reg.CreateModule(ctx, auth.Module{DeviceID: "off", ModuleID: "m", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: moduleKey}}})
-	e.pol.Set(ctx, auth.Policy{KeyName: "service", PrimaryKey: policyKey, Rights: auth.ServiceConnect})
-	e.pol.Set(ctx, auth.Policy{KeyName: "device", PrimaryKey: policyKey, Rights: auth.DeviceConnect})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "off", Status: auth.StatusDisabled, Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "x509", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})))
+	noErr(t, errOf(e.reg.CreateModule(ctx, auth.Module{DeviceID: "off", ModuleID: "m", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: moduleKey}}})))
+	noErr(t, e.pol.Set(ctx, auth.Policy{KeyName: "service", PrimaryKey: policyKey, Rights: auth.ServiceConnect}))
+	noErr(t, e.pol.Set(ctx, auth.Policy{KeyName: "device", PrimaryKey: policyKey, Rights: auth.DeviceConnect}))
 	noSAS := newEnv(t, auth.Config{DisableDeviceSAS: true})
-	noSAS.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
+	noErr(t, errOf(noSAS.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
 	later := testNow.Add(time.Hour)
 	tok := func(res, key, skn string) string {
 		s, err := auth.NewSAS(res, key, skn, later)
@@ -250,8 +259,8 @@ func TestAuthenticateCA(t *testing.T) {
 	root := issue(t, nil, "root", true, nb, na)
 	other := issue(t, nil, "other root", true, nb, na)
 	e := newEnv(t, auth.Config{CACertificates: []*x509.Certificate{root.cert}})
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})
-	e.reg.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})))
+	noErr(t, errOf(e.reg.CreateModule(ctx, auth.Module{DeviceID: "dev-1", ModuleID: "m1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})))
 	chain := func(cn string) []*x509.Certificate {
 		return []*x509.Certificate{issue(t, root, cn, false, nb, na).cert}
 	}
@@ -285,8 +294,8 @@ func TestAuthenticateSelfSignedMethod(t *testing.T) {
 	e := newEnv(t, auth.Config{})
 	c := issue(t, nil, "anything", false, nb, na).cert
 	_, s2 := auth.Thumbprints(c.Raw)
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthSelfSigned,
-		X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: strings.Repeat("0", 40), SecondaryThumbprint: s2}}})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthSelfSigned,
+		X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: strings.Repeat("0", 40), SecondaryThumbprint: s2}}})))
 	id, err := e.a.Authenticate(ctx, auth.Credentials{DeviceID: "dev-1", PeerCertificates: []*x509.Certificate{c}})
 	if err != nil || id.Method.JSON() != `{"scope":"device","type":"x509Certificate","issuer":"iothub","acceptingIpFilterRule":null}` {
 		t.Errorf("self-signed by secondary SHA-256 thumbprint: %+v, %v", id, err)
@@ -312,8 +321,8 @@ func TestAuthenticateKeyChangeTakesEffect(t *testing.T) {
 
 func TestAuthorizeService(t *testing.T) {
 	e := newEnv(t, auth.Config{})
-	e.pol.Set(ctx, auth.Policy{KeyName: "iothubowner", PrimaryKey: policyKey, SecondaryKey: moduleKey, Rights: auth.RegistryWrite | auth.ServiceConnect | auth.DeviceConnect})
-	e.pol.Set(ctx, auth.Policy{KeyName: "registryRead", PrimaryKey: deviceKey, Rights: auth.RegistryRead})
+	noErr(t, e.pol.Set(ctx, auth.Policy{KeyName: "iothubowner", PrimaryKey: policyKey, SecondaryKey: moduleKey, Rights: auth.RegistryWrite | auth.ServiceConnect | auth.DeviceConnect}))
+	noErr(t, e.pol.Set(ctx, auth.Policy{KeyName: "registryRead", PrimaryKey: deviceKey, Rights: auth.RegistryRead}))
 	later := testNow.Add(time.Hour)
 	owner, _ := auth.NewSAS(testHost, policyKey, "iothubowner", later)
 	ownerSecondary, _ := auth.NewSAS(testHost, moduleKey, "iothubowner", later)

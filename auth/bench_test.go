@@ -23,7 +23,7 @@ func BenchmarkParseSAS(b *testing.B) {
 // parse, expiry, scope, registry lookup, HMAC-SHA256 and compare.
 func BenchmarkAuthenticateSAS(b *testing.B) {
 	e := newEnv(b, auth.Config{})
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
+	noErr(b, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
 	tok, _ := auth.NewSAS(testHost+"/devices/dev-1", deviceKey, "", testNow.Add(time.Hour))
 	c := auth.Credentials{Protocol: auth.MQTT, DeviceID: "dev-1", Password: tok}
 	if _, err := e.a.Authenticate(ctx, c); err != nil {

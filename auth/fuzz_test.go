@@ -17,7 +17,7 @@ func FuzzParseSAS(f *testing.F) {
 		f.Add(v.token)
 	}
 	e := newEnv(f, auth.Config{})
-	e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})
+	noErr(f, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{SymmetricKey: auth.SymmetricKey{PrimaryKey: deviceKey}}})))
 	f.Fuzz(func(t *testing.T, token string) {
 		s, err := auth.ParseSAS(token)
 		if err != nil {
@@ -68,10 +68,10 @@ func FuzzCertificate(f *testing.F) {
 	f.Add(issue(f, nil, "dev-1", false, nb, na).cert.Raw, "0123456789abcdef0123456789ABCDEF01234567")
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00}, "zz")
 	ca := newEnv(f, auth.Config{CACertificates: []*x509.Certificate{root.cert}})
-	ca.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})
+	noErr(f, errOf(ca.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})))
 	self := newEnv(f, auth.Config{Now: func() time.Time { return testNow }})
-	self.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthSelfSigned,
-		X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: "0123456789abcdef0123456789ABCDEF01234567"}}})
+	noErr(f, errOf(self.reg.Create(ctx, auth.Device{DeviceID: "dev-1", Authentication: auth.Authentication{Type: auth.AuthSelfSigned,
+		X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: "0123456789abcdef0123456789ABCDEF01234567"}}})))
 	f.Fuzz(func(t *testing.T, der []byte, thumb string) {
 		if auth.MatchThumbprint(der, thumb) && auth.ValidateThumbprint(thumb) != nil {
 			t.Fatalf("malformed thumbprint %q matched", thumb)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"net"
 	"sync/atomic"
@@ -112,3 +113,14 @@ func validFor() (time.Time, time.Time) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// noErr fails the test at once when a setup call failed.
+func noErr(t testing.TB, errs ...error) {
+	t.Helper()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errOf returns the error of a call that also returns a value, for noErr.
+func errOf[T any](_ T, err error) error { return err }

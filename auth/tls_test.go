@@ -17,10 +17,10 @@ func TestAuthenticateOverTLS(t *testing.T) {
 	inter := issue(t, root, "intermediate", true, nb, na)
 	server := issue(t, nil, "127.0.0.1", false, nb, na)
 	e := newEnv(t, auth.Config{CACertificates: []*x509.Certificate{root.cert}})
-	e.reg.Create(ctx, auth.Device{DeviceID: "ca-dev", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "ca-dev", Authentication: auth.Authentication{Type: auth.AuthCertificateAuthority}})))
 	self := issue(t, nil, "self-dev", false, nb, na)
 	_, s2 := auth.Thumbprints(self.cert.Raw)
-	e.reg.Create(ctx, auth.Device{DeviceID: "self-dev", Authentication: auth.Authentication{Type: auth.AuthSelfSigned, X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: s2}}})
+	noErr(t, errOf(e.reg.Create(ctx, auth.Device{DeviceID: "self-dev", Authentication: auth.Authentication{Type: auth.AuthSelfSigned, X509Thumbprint: auth.X509Thumbprint{PrimaryThumbprint: s2}}})))
 
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 		Certificates: []tls.Certificate{{Certificate: [][]byte{server.cert.Raw}, PrivateKey: server.key}},
