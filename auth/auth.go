@@ -27,9 +27,11 @@ const (
 type Credentials struct {
 	// Protocol is the protocol of the connection.
 	Protocol Protocol
-	// DeviceID and ModuleID are the identity the client claims (MQTT client
-	// id, HTTPS path). ModuleID is empty for devices.
+	// DeviceID is the device the client claims to be (MQTT client id,
+	// HTTPS path).
 	DeviceID string
+	// ModuleID is the module of DeviceID the client claims to be; empty
+	// for a device.
 	ModuleID string
 	// Username is the MQTT username, if any.
 	Username string
@@ -59,7 +61,9 @@ func (m AuthMethod) JSON() string {
 
 // Identity is who a connection authenticated as.
 type Identity struct {
+	// DeviceID is the device the connection acts as.
 	DeviceID string
+	// ModuleID is the module of DeviceID it acts as; empty for a device.
 	ModuleID string
 	// Method is how it authenticated.
 	Method AuthMethod

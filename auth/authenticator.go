@@ -26,10 +26,11 @@ type Config struct {
 	// certificates of certificateAuthority devices. Nil means none; see
 	// also SetCACertificates.
 	CACertificates []*x509.Certificate
-	// DisableDeviceSAS and DisableModuleSAS refuse tokens signed with
-	// device or module keys, leaving X.509 (IoT Hub's disableDeviceSAS and
-	// disableModuleSAS). Policy tokens are not affected.
+	// DisableDeviceSAS refuses tokens signed with device keys, leaving
+	// X.509 (IoT Hub's disableDeviceSAS). Policy tokens are not affected.
 	DisableDeviceSAS bool
+	// DisableModuleSAS refuses tokens signed with module keys, leaving
+	// X.509 (IoT Hub's disableModuleSAS). Policy tokens are not affected.
 	DisableModuleSAS bool
 	// Now is the clock for token expiry and certificate validity. Nil
 	// means time.Now.

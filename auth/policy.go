@@ -86,10 +86,14 @@ func (p *Permission) UnmarshalText(b []byte) error {
 // token signed with either key gets. The JSON form is the one the hub
 // persists.
 type Policy struct {
-	KeyName      string     `json:"keyName"`
-	PrimaryKey   string     `json:"primaryKey"`
-	SecondaryKey string     `json:"secondaryKey"`
-	Rights       Permission `json:"rights"`
+	// KeyName is the policy's name, the skn of its tokens.
+	KeyName string `json:"keyName"`
+	// PrimaryKey is the policy's base64 primary key.
+	PrimaryKey string `json:"primaryKey"`
+	// SecondaryKey is the policy's base64 secondary key.
+	SecondaryKey string `json:"secondaryKey"`
+	// Rights are the permissions a token signed with either key gets.
+	Rights Permission `json:"rights"`
 }
 
 // DefaultPolicies returns the names and rights of the policies every IoT
