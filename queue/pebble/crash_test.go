@@ -151,8 +151,9 @@ func TestCrashKill(t *testing.T) {
 		}
 		t.Logf("run %d: %d events, %d acknowledged records in total", i, n, len(log.appends))
 	}
-	if len(log.appends) == 0 || len(log.completed) == 0 || log.cursor == 0 {
-		t.Fatalf("the workload acknowledged too little to prove anything: %d appends, %d completes, cursor %d", len(log.appends), len(log.completed), log.cursor)
+	if len(log.appends) == 0 || len(log.completed) == 0 || len(log.rejected) == 0 || len(log.abandoned) == 0 || log.cursor == 0 {
+		t.Fatalf("the workload acknowledged too little to prove anything: %d appends, %d completes, %d rejects, %d abandons, cursor %d",
+			len(log.appends), len(log.completed), len(log.rejected), len(log.abandoned), log.cursor)
 	}
 }
 
@@ -182,7 +183,8 @@ func powerLoss(t *testing.T, opts pebble.Options, rounds int) [][]string {
 		<-pause.C
 		acked := log.clone() // before the clone: all of it was durable when cloned
 		crashed := fs.CrashClone(vfs.CrashCloneCfg{})
-		acked.completing = log.clone().completing // after: any of these may have happened
+		later := log.clone() // after: any of these may have happened
+		acked.completing, acked.rejecting = later.completing, later.rejecting
 		cancel()
 		wg.Wait()
 		if err := s.Close(); err != nil {

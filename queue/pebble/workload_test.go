@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/queue"
+	"github.com/hubkit/hubkit/queue/pebble"
 )
 
 // The crash and power-loss tests run one workload against the store and
@@ -45,11 +49,19 @@ type ackLog struct {
 	enqueued   map[qseq]bool   // acknowledged enqueues
 	completing map[qseq]bool   // completes started
 	completed  map[qseq]bool   // acknowledged completes
+	rejecting  map[qseq]bool   // rejects started
+	rejected   map[qseq]bool   // acknowledged rejects
+	abandoned  map[qseq]uint32 // highest delivery count an acknowledged abandon reported
 }
 
 func newAckLog() *ackLog {
-	return &ackLog{appends: map[pseq]uint32{}, enqueued: map[qseq]bool{}, completing: map[qseq]bool{}, completed: map[qseq]bool{}}
+	return &ackLog{appends: map[pseq]uint32{}, enqueued: map[qseq]bool{}, completing: map[qseq]bool{}, completed: map[qseq]bool{},
+		rejecting: map[qseq]bool{}, rejected: map[qseq]bool{}, abandoned: map[qseq]uint32{}}
 }
+
+// settling reports whether a complete or a reject of k began: k may then
+// be gone.
+func (l *ackLog) settling(k qseq) bool { return l.completing[k] || l.rejecting[k] }
 
 // apply records one event; it is also how the crash test parses the
 // child's output, one event per line.
@@ -67,6 +79,13 @@ func (l *ackLog) apply(kind byte, q string, p int, seq uint64, sum uint32) {
 		l.completing[qseq{q, seq}] = true
 	case 'D':
 		l.completed[qseq{q, seq}] = true
+	case 'r':
+		l.rejecting[qseq{q, seq}] = true
+	case 'R':
+		l.rejected[qseq{q, seq}] = true
+	case 'B':
+		k := qseq{q, seq}
+		l.abandoned[k] = max(l.abandoned[k], sum)
 	}
 }
 
@@ -78,7 +97,13 @@ func (l *ackLog) clone() *ackLog {
 	for k, v := range l.appends {
 		c.appends[k] = v
 	}
-	for _, m := range []struct{ dst, src map[qseq]bool }{{c.enqueued, l.enqueued}, {c.completing, l.completing}, {c.completed, l.completed}} {
+	for k, v := range l.abandoned {
+		c.abandoned[k] = v
+	}
+	for _, m := range []struct{ dst, src map[qseq]bool }{
+		{c.enqueued, l.enqueued}, {c.completing, l.completing}, {c.completed, l.completed},
+		{c.rejecting, l.rejecting}, {c.rejected, l.rejected},
+	} {
 		for k := range m.src {
 			m.dst[k] = true
 		}
@@ -103,8 +128,9 @@ func bodyOK(b []byte) bool {
 
 // runWorkload drives s from several goroutines until ctx ends, reporting
 // each event through note: 'A' appended, 'C' cursor committed, 'E'
-// enqueued, 'd' complete started, 'D' completed. It returns once every
-// goroutine has stopped.
+// enqueued, 'd' complete started, 'D' completed, 'r' reject started, 'R'
+// rejected, 'B' abandoned (sum is then the delivery count the abandon
+// gave). It returns once every goroutine has stopped.
 func runWorkload(ctx context.Context, s queue.DurableQueue, seed uint64, note func(kind byte, q string, p int, seq uint64, sum uint32)) {
 	var wg sync.WaitGroup
 	for g := range 3 { // appenders: two wait in Append, one pipelines with AppendAsync
@@ -181,11 +207,27 @@ func runWorkload(ctx context.Context, s queue.DurableQueue, seed uint64, note fu
 					return
 				}
 				seq = d.Message.System.SequenceNumber
-				note('d', q, 0, seq, 0)
-				if err := s.Complete(ctx, q, d.LockToken); err == nil {
-					note('D', q, 0, seq, 0)
-				} else if !errors.Is(err, queue.ErrLockLost) {
-					return
+				switch r.IntN(4) {
+				case 0: // abandon: it stays, delivered again with a higher count
+					if _, err := s.Abandon(ctx, q, d.LockToken); err == nil {
+						note('B', q, 0, seq, d.Message.System.DeliveryCount+1)
+					} else if !errors.Is(err, queue.ErrLockLost) {
+						return
+					}
+				case 1: // reject: dead-lettered and journaled
+					note('r', q, 0, seq, 0)
+					if err := s.Reject(ctx, q, d.LockToken); err == nil {
+						note('R', q, 0, seq, 0)
+					} else if !errors.Is(err, queue.ErrLockLost) {
+						return
+					}
+				default:
+					note('d', q, 0, seq, 0)
+					if err := s.Complete(ctx, q, d.LockToken); err == nil {
+						note('D', q, 0, seq, 0)
+					} else if !errors.Is(err, queue.ErrLockLost) {
+						return
+					}
 				}
 			}
 		})
@@ -256,9 +298,10 @@ func verify(s queue.DurableQueue, log *ackLog, prevCursor uint64) (uint64, []str
 		bad("cursor moved backwards from %d to %d", prevCursor, cur)
 	}
 
-	// Device queues: acknowledged enqueues stay unless a complete began,
-	// acknowledged completes never come back.
-	present := map[qseq]bool{}
+	// Device queues: acknowledged enqueues stay unless a complete or reject
+	// began, acknowledged completes and rejects never come back, and an
+	// abandoned message keeps at least the delivery count acknowledged.
+	present := map[qseq]uint32{} // delivery counts
 	for g := range wlQueues {
 		q := fmt.Sprintf("dev-%d", g)
 		msgs, err := s.Peek(ctx, q, 1<<20)
@@ -272,60 +315,106 @@ func verify(s queue.DurableQueue, log *ackLog, prevCursor uint64) (uint64, []str
 			if i > 0 && m.System.SequenceNumber <= msgs[i-1].System.SequenceNumber {
 				bad("%s: message %d after %d", q, m.System.SequenceNumber, msgs[i-1].System.SequenceNumber)
 			}
-			present[qseq{q, m.System.SequenceNumber}] = true
+			present[qseq{q, m.System.SequenceNumber}] = m.System.DeliveryCount
 		}
 	}
 	vanished := 0
 	for k := range log.enqueued {
-		if !present[k] && !log.completing[k] {
+		if _, ok := present[k]; !ok && !log.settling(k) {
 			vanished++
 		}
 	}
 	if vanished > 0 {
-		bad("%d acknowledged enqueues vanished without a complete", vanished)
+		bad("%d acknowledged enqueues vanished without a complete or reject", vanished)
 	}
-	var back []qseq
-	for k := range log.completed {
-		if present[k] {
-			back = append(back, k)
+	for _, c := range []struct {
+		what string
+		done map[qseq]bool
+	}{{"completed", log.completed}, {"rejected", log.rejected}} {
+		var back []qseq
+		for k := range c.done {
+			if _, ok := present[k]; ok {
+				back = append(back, k)
+			}
+		}
+		if len(back) > 0 {
+			sort.Slice(back, func(i, j int) bool { return back[i].seq < back[j].seq })
+			bad("%d %s messages reappeared, e.g. %v", len(back), c.what, back[0])
 		}
 	}
-	if len(back) > 0 {
-		sort.Slice(back, func(i, j int) bool { return back[i].seq < back[j].seq })
-		bad("%d completed messages reappeared, e.g. %v", len(back), back[0])
+	for k, count := range log.abandoned {
+		got, ok := present[k]
+		switch {
+		case !ok && !log.settling(k):
+			bad("abandoned message %v vanished without a complete or reject", k)
+		case ok && got < count:
+			bad("abandoned message %v has delivery count %d, below the acknowledged %d", k, got, count)
+		}
 	}
 
-	// Outcome journal: one Completed outcome per acknowledged complete.
-	if len(log.completed) > 0 {
-		journaled := map[qseq]bool{}
+	// Outcome journal: one Completed outcome per acknowledged complete, one
+	// Rejected per acknowledged reject.
+	want := map[queue.Status]map[qseq]bool{queue.Completed: log.completed, queue.Rejected: log.rejected}
+	if len(log.completed)+len(log.rejected) > 0 {
+		journaled := map[queue.Status]map[qseq]bool{queue.Completed: {}, queue.Rejected: {}}
 		found := 0
-		for from := uint64(0); found < len(log.completed); {
+		for from := uint64(0); found < len(log.completed)+len(log.rejected); {
 			octx, ocancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			outs, err := s.Outcomes(octx, from, 1000)
 			ocancel()
-			if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				break // no more outcomes
+			}
+			if err != nil { // a damaged outcome (codec.ErrCorrupt) among them
+				bad("outcomes from %d: %v", from, err)
+				break
 			}
 			for _, o := range outs {
 				k := qseq{o.Queue, o.Message.System.SequenceNumber}
-				if o.Status == queue.Completed && !journaled[k] {
-					journaled[k] = true
-					if log.completed[k] {
+				if j := journaled[o.Status]; j != nil && !j[k] {
+					j[k] = true
+					if want[o.Status][k] {
 						found++
 					}
 				}
 				from = o.Seq + 1
 			}
 		}
-		missing := 0
-		for k := range log.completed {
-			if !journaled[k] {
-				missing++
+		for status, acked := range want {
+			missing := 0
+			for k := range acked {
+				if !journaled[status][k] {
+					missing++
+				}
 			}
-		}
-		if missing > 0 {
-			bad("%d acknowledged completes have no outcome", missing)
+			if missing > 0 {
+				bad("%d acknowledged %v outcomes are missing from the journal (no outcome)", missing, status)
+			}
 		}
 	}
 	return cur, problems
+}
+
+// TestVerifyCatchesBrokenSettlements feeds verify an ackLog that claims
+// more than the store did, and requires it to notice: proof that the
+// settlement checks of the crash tests can fail.
+func TestVerifyCatchesBrokenSettlements(t *testing.T) {
+	s := openStore(t, t.TempDir(), pebble.Options{})
+	ctx := context.Background()
+	for range 2 {
+		if _, err := s.Enqueue(ctx, "dev-0", &hubkit.Message{Body: checkedBody(rand.New(rand.NewPCG(1, 2)))}, queue.EnqueueOptions{Journal: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := newAckLog()
+	log.apply('E', "dev-0", 0, 0, 0)
+	log.apply('E', "dev-0", 0, 1, 0)
+	log.apply('R', "dev-0", 0, 0, 0) // claimed rejected, still there
+	log.apply('B', "dev-0", 0, 1, 3) // claimed abandoned three times, never delivered
+	_, problems := verify(s, log, 0)
+	for _, want := range []string{"rejected messages reappeared", "below the acknowledged 3", "Rejected outcomes are missing"} {
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }) {
+			t.Errorf("verify found %q, want a problem saying %q", problems, want)
+		}
+	}
 }
