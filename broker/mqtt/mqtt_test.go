@@ -118,6 +118,25 @@ func TestD2CFlagsAndTopicShapes(t *testing.T) {
 	}
 }
 
+// TestD2CUnreadableExpiry checks that a $.exp that is no time keeps the
+// connection and the message (mqtt.md §4 rule 5: only structure is
+// malformed); the expiry is ignored.
+func TestD2CUnreadableExpiry(t *testing.T) {
+	e := start(t, mqtt.Options{})
+	r := connectRaw(t, e, "dev-1", true)
+	r.send(publishPacket("devices/dev-1/messages/events/%24.exp=tomorrow&k=v", 1, 4, []byte("x")))
+	if pk := r.mustRead(packets.Puback); pk.PacketID != 4 {
+		t.Fatalf("PUBACK for %d", pk.PacketID)
+	}
+	msgs, err := e.hub.Messages(ctxT(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := msgs[0].Properties.Get("k"); v != "v" || !msgs[0].System.ExpiryTime.IsZero() {
+		t.Errorf("message %+v", msgs[0])
+	}
+}
+
 func TestModuleTelemetry(t *testing.T) {
 	e := start(t, mqtt.Options{})
 	r := dial(t, e.b.TCPAddr())

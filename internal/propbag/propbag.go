@@ -27,9 +27,10 @@ var ErrMalformed = errors.New("propbag: malformed property bag")
 // '/', and adds its properties to msg: system keys set msg.System, every
 // other key is appended to msg.Properties. iothub-ack, iothub-operation,
 // $.cdid and $.cmid are ignored, as IoT Hub ignores them on
-// device-to-cloud messages. An empty bag adds nothing. Errors wrap
-// ErrMalformed and say which pair is at fault; msg may then hold some of
-// the bag's properties.
+// device-to-cloud messages, and so is a $.exp that is not an ISO 8601
+// time: only the bag's structure and encoding can make it malformed. An
+// empty bag adds nothing. Errors wrap ErrMalformed and say which pair is
+// at fault; msg may then hold some of the bag's properties.
 func Decode(bag string, msg *hubkit.Message) error {
 	if bag == "" {
 		return nil
@@ -92,11 +93,12 @@ func set(msg *hubkit.Message, key, value string, null bool) error {
 			s.ExpiryTime = time.Time{}
 			return nil
 		}
-		t, err := time.Parse(time.RFC3339Nano, value)
-		if err != nil {
-			return fmt.Errorf("%w: $.exp %q is not an ISO 8601 time", ErrMalformed, value)
+		// A time we cannot read is not a structural error (mqtt.md §4
+		// rule 5): the message is kept, without an expiry, as IoT Hub
+		// accepts a device-to-cloud expiry but does not act on it.
+		if t, err := time.Parse(time.RFC3339Nano, value); err == nil {
+			s.ExpiryTime = t.UTC()
 		}
-		s.ExpiryTime = t.UTC()
 	case "$.cdid", "$.cmid":
 	default:
 		if strings.EqualFold(key, "iothub-ack") || strings.EqualFold(key, "iothub-operation") {

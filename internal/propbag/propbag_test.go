@@ -52,6 +52,12 @@ func TestDecode(t *testing.T) {
 			}},
 		},
 		{
+			// Not a structural error: the message is kept without expiry.
+			name: "unreadable expiry is ignored",
+			bag:  "$.mid=m&$.exp=yesterday&%24.exp=2017-13-45&k=v",
+			want: hubkit.Message{System: hubkit.SystemProperties{MessageID: "m"}, Properties: hubkit.Properties{{Name: "k", Value: "v"}}},
+		},
+		{
 			name: "ignored keys and unknown system keys",
 			bag:  "iothub-ack=full&IOTHUB-OPERATION=x&%24.cdid=d&%24.cmid=m&%24.on=out&%24.xyz=1",
 			want: hubkit.Message{Properties: hubkit.Properties{{Name: "$.on", Value: "out"}, {Name: "$.xyz", Value: "1"}}},
@@ -72,7 +78,7 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeMalformed(t *testing.T) {
 	for _, bag := range []string{
-		"=v", "a=1&&b=2", "a=1&", "&a", "a=b=c", "a=%zz", "a=%4", "%=1", "a=%C3", "a=\xff", "$.exp=yesterday",
+		"=v", "a=1&&b=2", "a=1&", "&a", "a=b=c", "a=%zz", "a=%4", "%=1", "a=%C3", "a=\xff",
 	} {
 		t.Run(bag, func(t *testing.T) {
 			var m hubkit.Message
