@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,13 @@ type Config struct {
 	// DeviceConnect policy, X.509 thumbprints, checked against Registry,
 	// which must then be an *auth.Registry.
 	Authenticator auth.Authenticator
+	// CACertificates are the trusted roots of certificateAuthority devices
+	// and modules when Authenticator is nil: a device certificate whose
+	// chain leads to one of them, with the device id as common name,
+	// authenticates the device. Nil means none, so such devices cannot
+	// connect. The caller vouches for these certificates: hubkit does not
+	// run IoT Hub's proof-of-possession step before trusting a CA.
+	CACertificates []*x509.Certificate
 	// Brokers serve devices. The hub starts them in Start, after it is
 	// ready, and stops them first in Shutdown. Nil means none: devices
 	// then reach the hub only through Go calls.
@@ -221,6 +229,11 @@ func (c Config) withDefaults() (Config, error) {
 		names[strings.ToLower(e.Name)] = true
 		if e.Endpoint == nil {
 			bad("Endpoints[%d] (%s): Endpoint is nil", i, e.Name)
+		}
+	}
+	for i, ca := range c.CACertificates {
+		if ca == nil {
+			bad("CACertificates[%d] is nil", i)
 		}
 	}
 	for i, b := range c.Brokers {

@@ -343,7 +343,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		}
 		pol = p
 	}
-	a, err := auth.New(auth.Config{Registry: areg, HostName: h.cfg.HostName, Policies: pol, Now: h.cfg.Clock.Now})
+	a, err := auth.New(auth.Config{Registry: areg, HostName: h.cfg.HostName, Policies: pol, CACertificates: h.cfg.CACertificates, Now: h.cfg.Clock.Now})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
