@@ -19,14 +19,27 @@ const MaxConnectionStringLength = 8192
 //	HostName={host};DeviceId={id};x509=true[;GatewayHostName={gateway}]
 //	HostName={host};SharedAccessKeyName={policy};SharedAccessKey={key}
 type ConnectionString struct {
-	HostName              string
-	DeviceID              string
-	ModuleID              string
-	SharedAccessKeyName   string
-	SharedAccessKey       string
+	// HostName is the hub's host name (HostName).
+	HostName string
+	// DeviceID is the device (DeviceId); empty in a policy string.
+	DeviceID string
+	// ModuleID is the module of DeviceID (ModuleId); empty for a device.
+	ModuleID string
+	// SharedAccessKeyName is the shared access policy of a policy string
+	// (SharedAccessKeyName).
+	SharedAccessKeyName string
+	// SharedAccessKey is the base64 device, module or policy key
+	// (SharedAccessKey).
+	SharedAccessKey string
+	// SharedAccessSignature is a ready-made SAS token
+	// (SharedAccessSignature), "SharedAccessSignature sr=..." included.
 	SharedAccessSignature string
-	X509                  bool
-	GatewayHostName       string
+	// X509 is true when the device authenticates with a client
+	// certificate (x509=true).
+	X509 bool
+	// GatewayHostName is the host to connect to instead of HostName, an
+	// IoT Edge gateway (GatewayHostName).
+	GatewayHostName string
 }
 
 // ParseConnectionString parses and checks a connection string: pairs
@@ -35,7 +48,8 @@ type ConnectionString struct {
 // match them; an unknown or repeated key is an error. A device (or module)
 // string needs HostName, DeviceId and exactly one of SharedAccessKey,
 // SharedAccessSignature and x509=true; a policy string needs HostName,
-// SharedAccessKeyName and SharedAccessKey and no DeviceId. Errors wrap
+// SharedAccessKeyName and SharedAccessKey and no DeviceId. The value of
+// x509 must be exactly true: TRUE or True is an error. Errors wrap
 // ErrMalformed and never quote keys or signatures.
 func ParseConnectionString(s string) (ConnectionString, error) {
 	var c ConnectionString
@@ -83,7 +97,9 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		*dst = v
 	}
 	if x509 != "" {
-		if !strings.EqualFold(x509, "true") {
+		// Only "true", as the spec and the C SDK have it; the key names
+		// are matched exactly too.
+		if x509 != "true" {
 			return c, fmt.Errorf("%w: connection string x509 must be true", ErrMalformed)
 		}
 		c.X509 = true

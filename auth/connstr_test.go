@@ -26,7 +26,7 @@ func TestParseConnectionString(t *testing.T) {
 			auth.ConnectionString{HostName: "h.example", DeviceID: "dev-1", X509: true, GatewayHostName: "edge.local"}},
 		{"policy", "HostName=h.example;SharedAccessKeyName=iothubowner;SharedAccessKey=" + policyKey,
 			auth.ConnectionString{HostName: "h.example", SharedAccessKeyName: "iothubowner", SharedAccessKey: policyKey}},
-		{"trailing semicolon", "HostName=h.example;DeviceId=d;x509=TRUE;",
+		{"trailing semicolon", "HostName=h.example;DeviceId=d;x509=true;",
 			auth.ConnectionString{HostName: "h.example", DeviceID: "d", X509: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +53,8 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		{"twice", "HostName=h;HostName=i;DeviceId=d;x509=true", "twice"},
 		{"empty value", "HostName=;DeviceId=d;x509=true", "empty HostName"},
 		{"x509 false", "HostName=h;DeviceId=d;x509=false", "must be true"},
+		{"x509 TRUE", "HostName=h;DeviceId=d;x509=TRUE", "must be true"},
+		{"x509 True", "HostName=h;DeviceId=d;x509=True", "must be true"},
 		{"no credential", "HostName=h;DeviceId=d", "exactly one"},
 		{"two credentials", "HostName=h;DeviceId=d;x509=true;SharedAccessKey=" + deviceKey, "exactly one"},
 		{"bad key", "HostName=h;DeviceId=d;SharedAccessKey=***", "not base64"},
