@@ -287,6 +287,43 @@ func TestFeedbackBatchesByTime(t *testing.T) {
 	}
 }
 
+// TestFeedbackBatchDelayCountsFromLastFlush: a record arriving 14 s after
+// a flush goes out 1 s later, not 15 s later.
+func TestFeedbackBatchDelayCountsFromLastFlush(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	createDevice(t, r, "a")
+	ctx := ctxFor(t, 10*time.Second)
+	send := func(id string) {
+		t.Helper()
+		before := r.clock.Waiters()
+		if _, err := r.SendC2D(ctx, "a", &hubkit.Message{System: hubkit.SystemProperties{MessageID: id, Ack: hubkit.AckPositive}}); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, r, "a", broker.Complete)
+		poll.Until(t, "the batch timer of "+id, func() bool { return r.clock.Waiters() > before })
+	}
+	receive := func(id string) {
+		t.Helper()
+		b, err := r.ReceiveFeedback(ctxFor(t, 5*time.Second), false)
+		if err != nil || len(b.Records) != 1 || b.Records[0].OriginalMessageID != id {
+			t.Fatalf("feedback of %s: %+v, %v", id, b, err)
+		}
+		if err := r.CompleteFeedback(ctx, b.LockToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("first")
+	r.clock.Advance(15 * time.Second)
+	receive("first") // the flush
+	r.clock.Advance(14 * time.Second)
+	send("second")
+	if _, err := r.ReceiveFeedback(ctx, true); !errors.Is(err, queue.ErrEmpty) {
+		t.Fatalf("feedback 14 s after the flush: %v", err)
+	}
+	r.clock.Advance(time.Second)
+	receive("second")
+}
+
 func TestDeleteDeviceDropsQueueAndFeedback(t *testing.T) {
 	r := newRig(t, rigOptions{config: func(c *hub.Config) { c.FeedbackBatchSize = 1 }})
 	createDevice(t, r, "gone")

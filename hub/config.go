@@ -91,8 +91,9 @@ type Config struct {
 	// FeedbackBatchSize is the most records one feedback message carries.
 	// Zero means 64.
 	FeedbackBatchSize int
-	// FeedbackBatchDelay is the longest a feedback record waits for its
-	// batch to fill. Zero means 15 s.
+	// FeedbackBatchDelay is the longest time between two feedback
+	// flushes while records wait: a batch goes out when it is full or this
+	// long after the previous flush, whichever comes first. Zero means 15 s.
 	FeedbackBatchDelay time.Duration
 	// FeedbackTTL is how long a feedback message waits for the service,
 	// 1 minute to 48 hours. Zero means one hour.

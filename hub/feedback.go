@@ -126,8 +126,12 @@ func (f *feedback) run() error {
 	defer wg.Wait()
 	defer cancelRead()
 
+	// A batch goes out when it is full or FeedbackBatchDelay after the
+	// last flush, whichever comes first, as IoT Hub batches: a record
+	// arriving long after the last flush goes out at once.
 	var pending []pendingRecord
 	consumed := f.next // the journal position after the last outcome taken
+	lastFlush := h.cfg.Clock.Now()
 	var timer <-chan time.Time
 	flush := func(n int) bool {
 		next := consumed // the journal cursor once pending[:n] is sent
@@ -138,7 +142,7 @@ func (f *feedback) run() error {
 			return false
 		}
 		pending = append(pending[:0], pending[n:]...)
-		timer = nil
+		lastFlush, timer = h.cfg.Clock.Now(), nil
 		if len(pending) > 0 {
 			timer = h.cfg.Clock.After(h.cfg.FeedbackBatchDelay)
 		}
@@ -158,7 +162,7 @@ func (f *feedback) run() error {
 				continue
 			}
 			if timer == nil {
-				timer = h.cfg.Clock.After(h.cfg.FeedbackBatchDelay)
+				timer = h.cfg.Clock.After(lastFlush.Add(h.cfg.FeedbackBatchDelay).Sub(h.cfg.Clock.Now()))
 			}
 			for len(pending) >= h.cfg.FeedbackBatchSize {
 				if !flush(h.cfg.FeedbackBatchSize) {
