@@ -151,10 +151,12 @@ func unhex(c byte) byte {
 }
 
 // AppendC2D appends the cloud-to-device property bag of msg to dst and
-// returns the extended slice: iothub-ack (lowercase) when msg asks for
-// feedback, the set system properties among $.mid, $.cid, $.uid, $.to,
-// $.exp, $.ct and $.ce, then the application properties in order (a null
-// one as a bare key).
+// returns the extended slice: iothub-ack (lowercase; none when msg asks
+// for no feedback), the set system properties among $.mid, $.cid, $.uid,
+// $.to, $.exp, $.ct and $.ce, then the application properties in order (a
+// null one as a bare key). iothub-ack is always there because mqtt.md §4
+// lists it among what the hub includes, with none as one of its values,
+// and IoT Hub's own topics carry it.
 func AppendC2D(dst []byte, msg *hubkit.Message) []byte {
 	first := true
 	pair := func(key, value string, null bool) {
@@ -169,9 +171,11 @@ func AppendC2D(dst []byte, msg *hubkit.Message) []byte {
 		}
 	}
 	s := &msg.System
-	if s.Ack != "" && s.Ack != hubkit.AckNone {
-		pair("iothub-ack", strings.ToLower(string(s.Ack)), false)
+	ack := strings.ToLower(string(s.Ack))
+	if ack == "" {
+		ack = string(hubkit.AckNone)
 	}
+	pair("iothub-ack", ack, false)
 	for _, p := range [...]struct{ k, v string }{
 		{"$.mid", s.MessageID}, {"$.cid", s.CorrelationID}, {"$.uid", s.UserID}, {"$.to", s.To},
 		{"$.exp", expiry(s.ExpiryTime)}, {"$.ct", s.ContentType}, {"$.ce", s.ContentEncoding},

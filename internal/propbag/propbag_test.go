@@ -99,7 +99,7 @@ func TestAppendC2D(t *testing.T) {
 		msg  hubkit.Message
 		want string
 	}{
-		{"empty", hubkit.Message{}, ""},
+		{"empty", hubkit.Message{}, "iothub-ack=none"},
 		{
 			// What the Node.js SDK parsed correctly (azure-sdk-wire.md §6).
 			name: "node sdk c2d",
@@ -110,7 +110,7 @@ func TestAppendC2D(t *testing.T) {
 					{Name: "cprop2", Value: "x&y=z/w ü %20+"},
 				},
 			},
-			want: "%24.mid=m-1&%24.cid=c-1&%24.to=%2Fdevices%2Fdev-1%2Fmessages%2FdeviceBound&cprop1=value-1&cprop2=x%26y%3Dz%2Fw%20%C3%BC%20%2520%2B",
+			want: "iothub-ack=none&%24.mid=m-1&%24.cid=c-1&%24.to=%2Fdevices%2Fdev-1%2Fmessages%2FdeviceBound&cprop1=value-1&cprop2=x%26y%3Dz%2Fw%20%C3%BC%20%2520%2B",
 		},
 		{
 			name: "ack, every system key, null property",
@@ -124,7 +124,8 @@ func TestAppendC2D(t *testing.T) {
 			},
 			want: "iothub-ack=full&%24.uid=u&%24.exp=2017-01-06T23%3A37%3A00.669Z&%24.ct=application%2Fjson&%24.ce=utf-8&flag&e=",
 		},
-		{"ack none is not sent", hubkit.Message{System: hubkit.SystemProperties{Ack: hubkit.AckNone}}, ""},
+		{"ack none is sent", hubkit.Message{System: hubkit.SystemProperties{Ack: hubkit.AckNone}}, "iothub-ack=none"},
+		{"ack is lowercase", hubkit.Message{System: hubkit.SystemProperties{Ack: "Positive"}}, "iothub-ack=positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
