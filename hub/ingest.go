@@ -93,7 +93,9 @@ func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message)
 		}
 		entries = append(entries, queue.Entry{Stream: name, Partition: p, Message: em})
 	}
-	if len(entries) == 0 {
+	if len(entries) == 0 && source == route.DeviceMessages {
+		// Counted as IoT Hub's d2c.telemetry.egress.dropped: telemetry
+		// only, since device events go nowhere unless a route takes them.
 		h.metrics.d2cDropped.Add(1)
 	}
 	return entries, nil

@@ -19,7 +19,9 @@ type metrics struct {
 type Metrics struct {
 	// D2CIn counts device-to-cloud messages accepted by Ingest.
 	D2CIn int64
-	// Dropped counts messages and device events no route took.
+	// Dropped counts device-to-cloud messages (telemetry) no route took,
+	// as IoT Hub's d2c.telemetry.egress.dropped; device events no route
+	// takes are not counted.
 	Dropped int64
 	// C2DSent counts cloud-to-device messages queued by SendC2D.
 	C2DSent int64

@@ -117,3 +117,23 @@ func TestRoutingEndpointsAndDeviceEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestDroppedCountsTelemetryOnly: with no route taking anything, a
+// telemetry message counts as dropped and device events do not.
+func TestDroppedCountsTelemetryOnly(t *testing.T) {
+	nowhere := route.RouterFunc(func(context.Context, route.Source, *hubkit.Message) ([]string, error) { return nil, nil })
+	r := newRig(t, rigOptions{config: func(c *hub.Config) { c.Router = nowhere }})
+	ctx := ctxFor(t, 10*time.Second)
+	createDevice(t, r, "d1") // a lifecycle event
+	id := identity("d1")
+	r.Connected(ctx, id) // a connection event
+	done := make(chan error, 1)
+	r.Ingest(ctx, id, &hubkit.Message{Body: []byte("t")}, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.Disconnected(ctx, id)
+	if m := r.Metrics(); m.Dropped != 1 || m.D2CIn != 1 {
+		t.Fatalf("Dropped %d, D2CIn %d; want 1 and 1", m.Dropped, m.D2CIn)
+	}
+}
