@@ -30,7 +30,11 @@
 //	| PUT    | /devices/{id}                                                 | RegistryWrite  | 200 device JSON and ETag; creates, or with If-Match replaces |
 //	| GET    | /devices/{id}                                                 | RegistryRead   | 200 device JSON and ETag |
 //	| DELETE | /devices/{id}                                                 | RegistryWrite  | 204; If-Match optional ("*" or the etag) |
-//	| GET    | /devices?top={n}                                              | RegistryRead   | 200 JSON array of up to n (1-1000, default 1000) devices |
+//	| GET    | /devices?top={n}                                              | RegistryRead   | 200 JSON array of up to n (1-1000, default 1000) devices; x-ms-continuation pages (below) |
+//	| PUT    | /devices/{id}/modules/{moduleId}                              | RegistryWrite  | 200 module JSON and ETag; creates, or with If-Match replaces |
+//	| GET    | /devices/{id}/modules/{moduleId}                              | RegistryRead   | 200 module JSON and ETag |
+//	| DELETE | /devices/{id}/modules/{moduleId}                              | RegistryWrite  | 204; If-Match optional ("*" or the etag) |
+//	| GET    | /devices/{id}/modules                                         | RegistryRead   | 200 JSON array of the device's modules |
 //	| POST   | /devices/{id}/messages/devicebound                            | ServiceConnect | 204; body and iothub-* headers make the C2D message |
 //	| DELETE | /devices/{id}/commands                                        | ServiceConnect | 200 {"deviceId","moduleId":null,"totalMessagesPurged"} |
 //	| GET    | /messages/serviceBound/feedback?timeout={d}                   | ServiceConnect | 200 JSON array of feedback records, ETag = lock token; 204 when none came within d (default 0) |
@@ -45,6 +49,10 @@
 //	| GET    | /routing/endpointsHealth                                      | ServiceConnect | 200 {"value":[{"endpointId","healthStatus","lastKnownError",...}]} per custom endpoint |
 //	| GET    | /health                                                       | none           | 200 {"status":"ok"}, or 503 when the hub is not running |
 //	| GET    | /metrics                                                      | none           | 200 Prometheus text format |
+//
+// A device listing whose page is full answers an x-ms-continuation
+// header; sending it back on the next request, with the same top, gives
+// the next page. The last page has no such header (and may be empty).
 //
 // The C2D send reads iothub-messageid, iothub-correlationid, iothub-userid,
 // iothub-ack, iothub-expiry (ISO 8601 UTC), iothub-contenttype,

@@ -1,10 +1,13 @@
 package service
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
@@ -68,8 +71,17 @@ func (s *Handler) deleteDevice(w http.ResponseWriter, r *http.Request, args []st
 	return nil
 }
 
+// continuationHeader carries the position of the next page of a device
+// listing: the answer sets it when the page is full, and the request for
+// the next page sends it back.
+const continuationHeader = "x-ms-continuation"
+
+// listDevices answers up to top devices, after the position the
+// continuation header gives. The token is the base64url text of the last
+// id of the page before, opaque to clients; a full page sets the next
+// token, so the last page may be empty when the devices fill whole pages.
 func (s *Handler) listDevices(w http.ResponseWriter, r *http.Request, _ []string) error {
-	top := 0
+	top := auth.MaxListLimit
 	if v := r.URL.Query().Get("top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > auth.MaxListLimit {
@@ -77,9 +89,124 @@ func (s *Handler) listDevices(w http.ResponseWriter, r *http.Request, _ []string
 		}
 		top = n
 	}
-	ds, err := s.h.Devices(r.Context(), "", top)
+	after := ""
+	if v := r.Header.Get(continuationHeader); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !utf8.Valid(b) {
+			return fmt.Errorf("%w: %s is not a token this hub gave", hubkit.ErrArgumentInvalid, continuationHeader)
+		}
+		after = string(b)
+	}
+	ds, err := s.h.Devices(r.Context(), after, top)
 	if err != nil {
 		return err
 	}
+	if len(ds) == top {
+		w.Header().Set(continuationHeader, base64.RawURLEncoding.EncodeToString([]byte(ds[len(ds)-1].DeviceID)))
+	}
 	return writeJSON(w, http.StatusOK, ds)
+}
+
+// moduleRegistry is what the module routes need of the hub's registry;
+// *auth.Registry has it.
+type moduleRegistry interface {
+	GetModule(ctx context.Context, deviceID, moduleID string) (auth.Module, error)
+	CreateModule(ctx context.Context, m auth.Module) (auth.Module, error)
+	UpdateModule(ctx context.Context, m auth.Module, ifMatch string) (auth.Module, error)
+	DeleteModule(ctx context.Context, deviceID, moduleID, ifMatch string) error
+	ListModules(ctx context.Context, deviceID string) ([]auth.Module, error)
+}
+
+// errNoModules answers the module routes when the hub's registry keeps
+// no modules.
+var errNoModules = &hubkit.Error{Code: 501000, Name: "NotImplemented"}
+
+// modules returns the hub's registry as a moduleRegistry, once the hub
+// runs.
+func (s *Handler) modules() (moduleRegistry, error) {
+	if err := s.h.Healthy(); err != nil {
+		return nil, err
+	}
+	m, ok := s.h.Registry().(moduleRegistry)
+	if !ok {
+		return nil, fmt.Errorf("%w: the hub's registry keeps no modules", errNoModules)
+	}
+	return m, nil
+}
+
+func writeModule(w http.ResponseWriter, m auth.Module) error {
+	w.Header().Set("ETag", `"`+m.ETag+`"`)
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Handler) putModule(w http.ResponseWriter, r *http.Request, args []string) error {
+	reg, err := s.modules()
+	if err != nil {
+		return err
+	}
+	var m auth.Module
+	if err := readJSON(w, r, maxDeviceJSON, &m); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		body *string
+		path string
+	}{{"deviceId", &m.DeviceID, args[0]}, {"moduleId", &m.ModuleID, args[1]}} {
+		switch *f.body {
+		case "":
+			*f.body = f.path
+		case f.path:
+		default:
+			return fmt.Errorf("%w: %s %q in the body is not %q of the path", hubkit.ErrArgumentInvalid, f.name, *f.body, f.path)
+		}
+	}
+	if v := ifMatch(r); v != "" {
+		m, err = reg.UpdateModule(r.Context(), m, v)
+	} else {
+		m, err = reg.CreateModule(r.Context(), m)
+	}
+	if err != nil {
+		return err
+	}
+	return writeModule(w, m)
+}
+
+func (s *Handler) getModule(w http.ResponseWriter, r *http.Request, args []string) error {
+	reg, err := s.modules()
+	if err != nil {
+		return err
+	}
+	m, err := reg.GetModule(r.Context(), args[0], args[1])
+	if err != nil {
+		return err
+	}
+	return writeModule(w, m)
+}
+
+func (s *Handler) deleteModule(w http.ResponseWriter, r *http.Request, args []string) error {
+	reg, err := s.modules()
+	if err != nil {
+		return err
+	}
+	if err := reg.DeleteModule(r.Context(), args[0], args[1], ifMatch(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Handler) listModules(w http.ResponseWriter, r *http.Request, args []string) error {
+	reg, err := s.modules()
+	if err != nil {
+		return err
+	}
+	ms, err := reg.ListModules(r.Context(), args[0])
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []auth.Module{} // [], not null
+	}
+	return writeJSON(w, http.StatusOK, ms)
 }
