@@ -1,7 +1,3 @@
-// Package broker defines the device side of a hub: a [Broker] speaks a
-// device protocol (MQTT in broker/mqtt, HTTPS in broker/https), turns
-// packets into [hubkit.Message]s and back in IoT Hub's dialect, and talks to
-// the hub through the small [Hub] interface.
 package broker
 
 import (
@@ -12,15 +8,16 @@ import (
 	"github.com/hubkit/hubkit/queue"
 )
 
-// A Broker serves devices on one protocol.
-//
-// Start binds the broker's listeners and returns once devices can connect;
-// ctx bounds startup only. Shutdown stops accepting, lets messages already
-// handed to the hub finish and their acknowledgements go out, closes every
-// connection and waits for the broker's goroutines; when ctx ends first it
-// falls back to Close and returns ctx.Err(). Close stops at once. Both are
-// idempotent; afterwards every method returns hubkit.ErrClosed.
+// A Broker serves devices on one protocol. The hub owns it: it calls Start
+// once, then Disconnect whenever an identity is disabled or deleted, and
+// finally Shutdown or Close. All methods are safe for concurrent use.
 type Broker interface {
+	// Start binds the broker's listeners, starts its goroutines and
+	// returns once devices can connect, talking to h from then on. ctx
+	// bounds startup only: the broker's work runs on its own context
+	// until Shutdown or Close. Start may be called once; a bind error is
+	// returned with nothing left running, and after Shutdown or Close
+	// Start returns hubkit.ErrClosed.
 	Start(ctx context.Context, h Hub) error
 	// Disconnect closes the connections of an identity that was disabled or
 	// deleted. With moduleID empty it closes the device's connection and
@@ -29,7 +26,17 @@ type Broker interface {
 	// connections to end, and a broker holding no connections (HTTPS) may
 	// do nothing.
 	Disconnect(deviceID, moduleID string)
+	// Shutdown stops accepting connections, lets the messages already
+	// handed to the hub finish and their acknowledgements go out, closes
+	// every connection and waits for the broker's goroutines. When ctx
+	// ends first it falls back to Close and returns ctx.Err(). It is
+	// idempotent; afterwards every method returns hubkit.ErrClosed.
 	Shutdown(ctx context.Context) error
+	// Close closes every listener and connection at once and waits for
+	// the broker's goroutines; it never blocks without bound.
+	// Acknowledgements not yet written are lost, so devices send those
+	// messages again. It is idempotent, and afterwards every method
+	// returns hubkit.ErrClosed.
 	Close() error
 }
 
@@ -47,11 +54,23 @@ type Hub interface {
 	// order of the Ingest calls. Ingest does not keep msg after it returns.
 	Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error))
 
-	// Connected and Disconnected report a device connection's state for
-	// connection-state events and the registry. On one identity they are
-	// called in order; a replaced connection is reported disconnected
-	// before its replacement is reported connected.
+	// Connected reports that a connection of id was accepted, for
+	// connection-state events and the registry. The broker calls it once
+	// per connection, after the device was told it is connected (CONNACK
+	// on MQTT), from that connection's goroutine; it should not block for
+	// long. Calls for one identity come in order with Disconnected: a
+	// replaced connection is reported disconnected before its replacement
+	// is reported connected.
 	Connected(ctx context.Context, id auth.Identity)
+
+	// Disconnected reports that a connection of id reported by Connected
+	// has ended, for whatever reason: the device left, it was replaced,
+	// disabled or its token expired, or the broker stopped. It is called
+	// exactly once per connection reported connected and never for one
+	// that was not, in order with Connected for the same identity, from
+	// whichever goroutine ends the connection. It may run during Shutdown
+	// or Close with a ctx that is already cancelled; it should not block
+	// for long.
 	Disconnected(ctx context.Context, id auth.Identity)
 
 	// ReceiveC2D locks the next cloud-to-device message of the device as

@@ -1,10 +1,3 @@
-// Package nodesdk runs the official Azure IoT device SDK for Node.js from Go
-// tests, so that hubkit's brokers are proven against what real devices send.
-//
-// The SDK versions are pinned in package.json and package-lock.json beside
-// this file. [Ensure] installs them with npm ci when node_modules is
-// missing; tests never skip for want of them. The JavaScript programs the
-// tests run live here too: device.js plays one device from a JSON plan.
 package nodesdk
 
 import (
@@ -83,26 +76,45 @@ type Plan struct {
 }
 
 // Message is a message as the SDK sees it: the body as text and the SDK's
-// Message fields.
+// Message fields. device.js sends it (Plan.Send) and prints the C2D
+// messages it receives in this form; empty fields are not set.
 type Message struct {
-	Data            string            `json:"data"`
-	MessageID       string            `json:"messageId,omitempty"`
-	CorrelationID   string            `json:"correlationId,omitempty"`
-	UserID          string            `json:"userId,omitempty"`
-	To              string            `json:"to,omitempty"`
-	ExpiryTimeUTC   string            `json:"expiryTimeUtc,omitempty"`
-	ContentType     string            `json:"contentType,omitempty"`
-	ContentEncoding string            `json:"contentEncoding,omitempty"`
-	Properties      map[string]string `json:"properties,omitempty"`
+	// Data is the body, as UTF-8 text.
+	Data string `json:"data"`
+	// MessageID is the SDK's messageId ($.mid on MQTT).
+	MessageID string `json:"messageId,omitempty"`
+	// CorrelationID is the SDK's correlationId ($.cid).
+	CorrelationID string `json:"correlationId,omitempty"`
+	// UserID is the SDK's userId ($.uid).
+	UserID string `json:"userId,omitempty"`
+	// To is the SDK's to ($.to); C2D messages carry the device's
+	// /devices/{id}/messages/deviceBound.
+	To string `json:"to,omitempty"`
+	// ExpiryTimeUTC is the SDK's expiryTimeUtc ($.exp), as the text it
+	// received: the SDK does not parse it.
+	ExpiryTimeUTC string `json:"expiryTimeUtc,omitempty"`
+	// ContentType is the SDK's contentType ($.ct).
+	ContentType string `json:"contentType,omitempty"`
+	// ContentEncoding is the SDK's contentEncoding ($.ce).
+	ContentEncoding string `json:"contentEncoding,omitempty"`
+	// Properties are the application properties. On a received C2D
+	// message they include every key the SDK does not map to a field,
+	// iothub-ack among them.
+	Properties map[string]string `json:"properties,omitempty"`
 }
 
-// Event is one line device.js prints: Event is connected, sent (Index),
-// message (Message), disconnect, error (Error) or closed.
+// Event is one line device.js prints.
 type Event struct {
-	Event   string  `json:"event"`
-	Index   int     `json:"index"`
+	// Event is what happened: connected, sent, message, disconnect, error
+	// or closed (the program closed the client and ends).
+	Event string `json:"event"`
+	// Index is, for sent, the position in Plan.Send of the message the
+	// hub acknowledged.
+	Index int `json:"index"`
+	// Message is, for message, the C2D message received.
 	Message Message `json:"message"`
-	Error   string  `json:"error"`
+	// Error is, for error, the SDK's error as text.
+	Error string `json:"error"`
 }
 
 // Command returns the command that runs device.js with p, from the
