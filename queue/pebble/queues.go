@@ -109,26 +109,23 @@ func checkQueue(name string) error {
 
 func (s *Store) recoverQueues() error {
 	err := s.scan(codec.SpaceQueueHead, func(k codec.Key, v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("%w: queue head of %d bytes", codec.ErrCorrupt, len(v))
+		next, err := decodeQueueHead(v)
+		if err != nil {
+			return err
 		}
-		s.queueLocked(k.Name).next = binary.BigEndian.Uint64(v)
+		s.queueLocked(k.Name).next = next
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	err = s.scan(codec.SpaceQueueMsg, func(k codec.Key, v []byte) error {
-		if len(v) < msgHeader {
-			return fmt.Errorf("%w: queue message of %d bytes", codec.ErrCorrupt, len(v))
+		m, err := decodeMsgHeader(k.Seq, v)
+		if err != nil {
+			return err
 		}
 		q := s.queueLocked(k.Name)
-		q.msgs = append(q.msgs, &qmsg{
-			seq:         k.Seq,
-			expiry:      int64(binary.BigEndian.Uint64(v[8:])),
-			maxDelivery: binary.BigEndian.Uint32(v[16:]),
-			journal:     v[20]&flagJournal != 0,
-		})
+		q.msgs = append(q.msgs, m)
 		q.next = max(q.next, k.Seq+1)
 		return nil
 	})
@@ -136,8 +133,9 @@ func (s *Store) recoverQueues() error {
 		return err
 	}
 	return s.scan(codec.SpaceQueueLock, func(k codec.Key, v []byte) error {
-		if len(v) < lockHeader {
-			return fmt.Errorf("%w: queue lock of %d bytes", codec.ErrCorrupt, len(v))
+		var lk qmsg
+		if err := decodeLock(v, &lk); err != nil {
+			return err
 		}
 		q := s.queues[k.Name]
 		if q == nil {
@@ -148,12 +146,44 @@ func (s *Store) recoverQueues() error {
 			return nil
 		}
 		m := q.msgs[i]
-		m.lockedUntil = int64(binary.BigEndian.Uint64(v))
-		m.deliveryCount = binary.BigEndian.Uint32(v[8:])
-		m.attempts = binary.BigEndian.Uint32(v[12:])
-		m.token = string(v[lockHeader:])
+		m.lockedUntil, m.deliveryCount, m.attempts, m.token = lk.lockedUntil, lk.deliveryCount, lk.attempts, lk.token
 		return nil
 	})
+}
+
+// decodeQueueHead decodes a queue head value: the queue's next sequence number.
+func decodeQueueHead(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: queue head of %d bytes", codec.ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// decodeMsgHeader decodes the header of the stored value v of the
+// device-queue message seq; the message after it is decoded on delivery.
+func decodeMsgHeader(seq uint64, v []byte) (*qmsg, error) {
+	if len(v) < msgHeader {
+		return nil, fmt.Errorf("%w: queue message of %d bytes", codec.ErrCorrupt, len(v))
+	}
+	return &qmsg{
+		seq:         seq,
+		expiry:      int64(binary.BigEndian.Uint64(v[8:])),
+		maxDelivery: binary.BigEndian.Uint32(v[16:]),
+		journal:     v[20]&flagJournal != 0,
+	}, nil
+}
+
+// decodeLock decodes a lock value, as writeLockLocked writes it, into m's
+// delivery state.
+func decodeLock(v []byte, m *qmsg) error {
+	if len(v) < lockHeader {
+		return fmt.Errorf("%w: queue lock of %d bytes", codec.ErrCorrupt, len(v))
+	}
+	m.lockedUntil = int64(binary.BigEndian.Uint64(v))
+	m.deliveryCount = binary.BigEndian.Uint32(v[8:])
+	m.attempts = binary.BigEndian.Uint32(v[12:])
+	m.token = string(v[lockHeader:])
+	return nil
 }
 
 func cmpU(a, b uint64) int {

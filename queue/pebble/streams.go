@@ -97,15 +97,33 @@ func newPartition(k partKey) *partition {
 }
 
 // recoverStreams loads every partition's head and first retained record.
+// decodeStreamHead decodes a partition head value, as commit writes it,
+// into p: next sequence number, last enqueued time and byte count.
+func decodeStreamHead(v []byte, p *partition) error {
+	if len(v) != 24 {
+		return fmt.Errorf("%w: stream head of %d bytes", codec.ErrCorrupt, len(v))
+	}
+	p.next = binary.BigEndian.Uint64(v)
+	p.lastTime = int64(binary.BigEndian.Uint64(v[8:]))
+	p.cumBytes = binary.BigEndian.Uint64(v[16:])
+	return nil
+}
+
+// decodeRecordHeader decodes the header of a stream record value: its
+// enqueued time (Unix nanoseconds) and the partition's byte count before it.
+func decodeRecordHeader(v []byte) (enqueued int64, before uint64, err error) {
+	if len(v) < recordHeader {
+		return 0, 0, fmt.Errorf("%w: stream record of %d bytes", codec.ErrCorrupt, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), binary.BigEndian.Uint64(v[8:]), nil
+}
+
 func (s *Store) recoverStreams() error {
 	err := s.scan(codec.SpaceStreamHead, func(k codec.Key, v []byte) error {
-		if len(v) != 24 {
-			return fmt.Errorf("%w: stream head of %d bytes", codec.ErrCorrupt, len(v))
-		}
 		p := newPartition(partKey{k.Name, k.Partition})
-		p.next = binary.BigEndian.Uint64(v)
-		p.lastTime = int64(binary.BigEndian.Uint64(v[8:]))
-		p.cumBytes = binary.BigEndian.Uint64(v[16:])
+		if err := decodeStreamHead(v, p); err != nil {
+			return err
+		}
 		p.visible.Store(p.next)
 		s.parts[partKey{k.Name, k.Partition}] = p
 		return nil
@@ -265,8 +283,8 @@ func (s *Store) readRange(p *partition, partNo int, from, end uint64, dst []queu
 	}
 	for it.First(); it.Valid(); it.Next() {
 		v := it.Value()
-		if len(v) < recordHeader {
-			err = fmt.Errorf("%w: stream record of %d bytes", codec.ErrCorrupt, len(v))
+		var enqueued int64
+		if enqueued, _, err = decodeRecordHeader(v); err != nil {
 			break
 		}
 		if len(dst) < cap(dst) {
@@ -280,7 +298,7 @@ func (s *Store) readRange(p *partition, partNo int, from, end uint64, dst []queu
 			break
 		}
 		seq := binary.BigEndian.Uint64(it.Key()[len(p.prefix):])
-		r.Position = queue.Position{Partition: partNo, Offset: seq, Sequence: seq, EnqueuedTime: fromNanos(int64(binary.BigEndian.Uint64(v)))}
+		r.Position = queue.Position{Partition: partNo, Offset: seq, Sequence: seq, EnqueuedTime: fromNanos(enqueued)}
 		r.Message.System.SequenceNumber = seq
 		r.Message.System.EnqueuedTime = r.EnqueuedTime
 	}
@@ -339,8 +357,8 @@ func (s *Store) search(p *partition, lo, hi uint64, ok func(v []byte) bool) (uin
 			return true
 		}
 		defer closer.Close()
-		if len(v) < recordHeader {
-			searchErr = fmt.Errorf("%w: stream record of %d bytes", codec.ErrCorrupt, len(v))
+		if _, _, err := decodeRecordHeader(v); err != nil {
+			searchErr = err
 			return true
 		}
 		return ok(v)
