@@ -46,14 +46,19 @@ const MaxNameLen = math.MaxUint16
 // A Key is a decoded key. Which fields are meaningful depends on Space; the
 // others are zero.
 type Key struct {
+	// Space is the key space, the key's first byte.
 	Space Space
 	// Name is the stream, queue or cursor name, or the raw rest of a
 	// SpaceMeta or SpaceKV key.
 	Name string
 	// Stream is the stream name of a SpaceCursor key.
-	Stream    string
+	Stream string
+	// Partition is the partition of a stream record, stream head or
+	// cursor key.
 	Partition uint32
-	Seq       uint64
+	// Seq is the sequence number of a stream record, device-queue message,
+	// lock or outcome key.
+	Seq uint64
 }
 
 // AppendName appends name with its length prefix. It reports an error when
