@@ -59,8 +59,12 @@ type Config struct {
 	// Router decides which endpoints a device-to-cloud message or device
 	// event goes to; when it is also a [route.Enricher], the hub enriches
 	// each endpoint's copy before storing it. Nil means a [route.Table]
-	// without routes: telemetry goes to the built-in endpoint ("events")
-	// by the fallback route and device events are dropped.
+	// without routes, which [Hub.Router] returns for changes at run time:
+	// telemetry goes to the built-in endpoint ("events") by the fallback
+	// route and device events are dropped. New refuses a *route.Table
+	// whose routes, fallback route or enrichments name an endpoint that is
+	// neither "events" nor in Endpoints; build it with
+	// route.Config.Endpoints so that its later Replace calls refuse them too.
 	Router route.Router
 	// Endpoints are the custom endpoints routes may name. Each gets its
 	// own stream in Queue, named after it, and its own delivery loop, so
@@ -142,6 +146,33 @@ var (
 	consumerGroupName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,50}$`)
 	endpointName      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
+
+// unknownEndpoints returns a problem for each endpoint r names that is
+// neither the built-in one nor one of eps.
+func unknownEndpoints(r route.Routing, eps []Endpoint) []error {
+	known := map[string]bool{route.BuiltinEndpoint: true}
+	for _, e := range eps {
+		known[e.Name] = true
+	}
+	var problems []error
+	check := func(what, name string) {
+		if !known[name] {
+			problems = append(problems, fmt.Errorf("Router: %s names endpoint %q, which is not in Endpoints", what, name))
+		}
+	}
+	for _, rt := range r.Routes {
+		check(fmt.Sprintf("route %q", rt.Name), rt.Endpoint)
+	}
+	if r.Fallback.Endpoint != "" {
+		check("the fallback route", r.Fallback.Endpoint)
+	}
+	for _, en := range r.Enrichments {
+		for _, ep := range en.Endpoints {
+			check(fmt.Sprintf("enrichment %q", en.Key), ep)
+		}
+	}
+	return problems
+}
 
 // withDefaults returns c with zero fields set to their defaults, and every
 // problem with the values given.
@@ -231,6 +262,9 @@ func (c Config) withDefaults() (Config, error) {
 		if e.Endpoint == nil {
 			bad("Endpoints[%d] (%s): Endpoint is nil", i, e.Name)
 		}
+	}
+	if t, ok := c.Router.(*route.Table); ok {
+		problems = append(problems, unknownEndpoints(t.Routing(), c.Endpoints)...)
 	}
 	for i, ca := range c.CACertificates {
 		if ca == nil {

@@ -56,10 +56,11 @@ type Hub struct {
 
 	commits *groupcommit.Committer // the D2C committer, made by Start
 
-	router     route.Router
-	enricher   route.Enricher  // nil when router is not one
-	streams    map[string]bool // the endpoint streams: events and each custom endpoint
-	deliveries []*endpoint.Delivery
+	router        route.Router
+	enricher      route.Enricher  // nil when router is not one
+	streams       map[string]bool // the endpoint streams: events and each custom endpoint
+	unknownWarned sync.Map        // endpoint name → *atomic.Int64: unix nanoseconds of the last warning that a route names it
+	deliveries    []*endpoint.Delivery
 
 	// deviceLocks order SendC2D against DeleteDevice per device, striped
 	// by device id (see deviceLock).
@@ -98,7 +99,11 @@ func New(cfg Config) (*Hub, error) {
 	h.disconnects.wake = make(chan struct{}, 1)
 	h.router = cfg.Router
 	if h.router == nil {
-		t, err := route.New(route.Config{HubName: name, Logger: cfg.Logger})
+		eps := make([]string, len(cfg.Endpoints))
+		for i, e := range cfg.Endpoints {
+			eps[i] = e.Name
+		}
+		t, err := route.New(route.Config{HubName: name, Logger: cfg.Logger, Endpoints: eps})
 		if err != nil {
 			return nil, fmt.Errorf("hub: default router: %w", err)
 		}
@@ -113,6 +118,12 @@ func New(cfg Config) (*Hub, error) {
 	h.group, h.ctx = errgroup.WithContext(h.ctx)
 	return h, nil
 }
+
+// Router returns the router the hub routes by: Config.Router, or the
+// default *route.Table, whose Replace changes the routes, fallback route
+// and enrichments while the hub runs, refusing endpoints the hub does not
+// have.
+func (h *Hub) Router() route.Router { return h.router }
 
 // Name returns the hub name: the first label of Config.HostName.
 func (h *Hub) Name() string { return h.name }

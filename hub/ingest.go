@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
@@ -80,7 +82,9 @@ func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message)
 	entries := make([]queue.Entry, 0, len(names))
 	for _, name := range names {
 		if !h.streams[name] {
-			h.log.LogAttrs(ctx, slog.LevelWarn, "route names an unknown endpoint", slog.String("endpoint", name))
+			if h.warnUnknown(name) {
+				h.log.LogAttrs(ctx, slog.LevelWarn, "route names an unknown endpoint: messages for it are dropped", slog.String("endpoint", name))
+			}
 			continue
 		}
 		em := m
@@ -99,6 +103,16 @@ func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message)
 		h.metrics.d2cDropped.Add(1)
 	}
 	return entries, nil
+}
+
+// warnUnknown reports whether a warning that a route names the unknown
+// endpoint name is due, at most one a minute per endpoint, and claims it:
+// a router sending every message there must not flood the log.
+func (h *Hub) warnUnknown(name string) bool {
+	v, _ := h.unknownWarned.LoadOrStore(name, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	now, prev := h.cfg.Clock.Now().UnixNano(), last.Load()
+	return (prev == 0 || now-prev >= int64(time.Minute)) && last.CompareAndSwap(prev, now)
 }
 
 // enqueue hands entries to the committer. A message routed nowhere is
