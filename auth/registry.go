@@ -226,8 +226,8 @@ type RegistryConfig struct {
 // callers miss the same identity at the same time (a connect storm). The
 // cache holds every identity looked up since the registry was made, and
 // writes update it before they return, so that a disable or a key change
-// takes effect at once. Ids the store lacks are remembered too (the last
-// 10,000 or so) until they are created, so that a device retrying with an
+// takes effect at once. Ids the store lacks are remembered too (up to
+// 10,000 of them) until they are created, so that a device retrying with an
 // unknown id does not keep the store busy. The registry assumes it is the only writer of its
 // records in the store: another process writing them would not be seen.
 type Registry struct {
