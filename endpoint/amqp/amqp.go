@@ -20,6 +20,11 @@
 // iothub-creation-time-utc, iothub-interface-id, dt-dataschema and
 // dt-subject in the message annotations; application properties as
 // string application-properties. The body is one data section.
+//
+// creation-time is the device's iothub-creation-time-utc when it is an
+// RFC 3339 time, else the enqueued time. The x-opt-partition-key
+// annotation carries the device id, so that a partitioned Event Hubs
+// entity keeps each device's messages in one partition, in order.
 package amqp
 
 import (
@@ -304,6 +309,12 @@ func Message(m *hubkit.Message) *goamqp.Message {
 		t := s.ExpiryTime
 		props.AbsoluteExpiryTime = &t
 	}
+	if t, err := time.Parse(time.RFC3339Nano, s.CreationTime); err == nil {
+		props.CreationTime = &t
+	} else if !s.EnqueuedTime.IsZero() {
+		t := s.EnqueuedTime
+		props.CreationTime = &t
+	}
 	ann := goamqp.Annotations{}
 	if !s.EnqueuedTime.IsZero() {
 		ann["iothub-enqueuedtime"] = s.EnqueuedTime
@@ -318,6 +329,7 @@ func Message(m *hubkit.Message) *goamqp.Message {
 		{"iothub-interface-id", s.InterfaceID},
 		{"dt-dataschema", s.DataSchema},
 		{"dt-subject", s.Subject},
+		{"x-opt-partition-key", s.ConnectionDeviceID},
 	} {
 		if a.v != "" {
 			ann[a.k] = a.v

@@ -2,18 +2,16 @@ package amqp_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	goamqp "github.com/Azure/go-amqp"
-
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/endpoint"
 	"github.com/hubkit/hubkit/endpoint/amqp"
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
+	"github.com/hubkit/hubkit/internal/poll"
 )
 
 // sink is an AMQP queue seen through a proxy that can cut or stall the
@@ -72,13 +70,18 @@ func TestConformance(t *testing.T) {
 func TestRoundTripProperties(t *testing.T) {
 	broker := brokerURL(t)
 	q := queueName()
-	for _, anonymous := range []bool{false, true} {
-		t.Run(fmt.Sprintf("anonymous=%v", anonymous), func(t *testing.T) {
+	for _, auth := range []string{"url", "options", "anonymous"} {
+		t.Run("auth="+auth, func(t *testing.T) {
 			// RabbitMQ refuses a user-id other than the user's own: guest, or none with OmitUserID.
 			opts := amqp.Options{URL: broker, Address: "/queue/" + q, HubName: "myhub"}
 			userID, wantUserID := "guest", "guest"
-			if anonymous {
-				u, _ := url.Parse(broker)
+			u, _ := url.Parse(broker)
+			switch auth {
+			case "options": // SASL PLAIN from Username and Password, not from the URL
+				opts.Username, opts.Password = plainUser(t, u)
+				u.User = nil
+				opts.URL = u.String()
+			case "anonymous":
 				u.User = nil
 				opts.URL, opts.Anonymous, opts.OmitUserID = u.String(), true, true
 				userID, wantUserID = "user-1", ""
@@ -101,17 +104,8 @@ func TestRoundTripProperties(t *testing.T) {
 				t.Fatalf("Send = %d, %v", n, err)
 			}
 			rcv := receive(t, broker, q)
-			var got *goamqp.Message
-			deadline := time.Now().Add(10 * time.Second)
-			for got == nil {
-				if ms := rcv.messages(); len(ms) > 0 {
-					got = ms[0]
-				} else if time.Now().After(deadline) {
-					t.Fatal("no message received")
-				} else {
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
+			poll.Until(t, "the message", func() bool { return len(rcv.messages()) > 0 })
+			got := rcv.messages()[0]
 			p := got.Properties
 			checks := []struct {
 				name string
@@ -127,6 +121,8 @@ func TestRoundTripProperties(t *testing.T) {
 				{"content-type", *p.ContentType, "application/json"},
 				{"content-encoding", *p.ContentEncoding, "utf-8"},
 				{"absolute-expiry-time", p.AbsoluteExpiryTime.UTC(), exp},
+				{"creation-time", timeOf(p.CreationTime), time.Date(2026, 3, 1, 11, 59, 59, 0, time.UTC)},
+				{"x-opt-partition-key", got.Annotations["x-opt-partition-key"], "dev-1"},
 				{"iothub-enqueuedtime", got.Annotations["iothub-enqueuedtime"].(time.Time).UTC(), enq},
 				{"iothub-connection-device-id", got.Annotations["iothub-connection-device-id"], "dev-1"},
 				{"iothub-connection-module-id", got.Annotations["iothub-connection-module-id"], "mod-1"},
@@ -168,5 +164,77 @@ func TestUnreachableIsRetryable(t *testing.T) {
 	_, err := ep.Send(context.Background(), []*hubkit.Message{{Body: []byte("x")}})
 	if err == nil || !endpoint.IsRetryable(err) {
 		t.Fatalf("Send to a closed port = %v, want a retryable error", err)
+	}
+}
+
+// plainUser returns the user and password of the broker URL u.
+func plainUser(t *testing.T, u *url.URL) (user, password string) {
+	t.Helper()
+	password, ok := u.User.Password()
+	if !ok {
+		t.Fatalf("AMQP_TEST_URL %s has no user and password", u.Redacted())
+	}
+	return u.User.Username(), password
+}
+
+// timeOf returns *p in UTC, or the zero time for nil.
+func timeOf(p *time.Time) time.Time {
+	if p == nil {
+		return time.Time{}
+	}
+	return p.UTC()
+}
+
+// TestSASLPlainFromOptions checks that Username and Password are what the
+// endpoint authenticates with: the right password sends, a wrong one is
+// refused (RabbitMQ would otherwise let a connection without SASL in as
+// its default user).
+func TestSASLPlainFromOptions(t *testing.T) {
+	u, err := url.Parse(brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, password := plainUser(t, u)
+	u.User = nil
+	for _, tc := range []struct {
+		password string
+		ok       bool
+	}{{password, true}, {password + "-wrong", false}} {
+		ep := newEndpoint(t, amqp.Options{URL: u.String(), Address: queueName(), Username: user, Password: tc.password, DialTimeout: 5 * time.Second})
+		n, err := ep.Send(context.Background(), []*hubkit.Message{{Body: []byte("x")}})
+		if tc.ok && (n != 1 || err != nil) {
+			t.Errorf("Send with the right password = %d, %v; want 1, nil", n, err)
+		}
+		if !tc.ok && (n != 0 || err == nil || !endpoint.IsRetryable(err)) {
+			t.Errorf("Send with a wrong password = %d, %v; want 0 and a retryable error", n, err)
+		}
+	}
+}
+
+// TestMessageTimesAndPartitionKey checks the mapping of creation-time and
+// x-opt-partition-key without a broker.
+func TestMessageTimesAndPartitionKey(t *testing.T) {
+	enq := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name          string
+		sys           hubkit.SystemProperties
+		wantCreation  time.Time
+		wantPartition any
+	}{
+		{"device time", hubkit.SystemProperties{CreationTime: "2026-03-01T11:59:59.5Z", EnqueuedTime: enq, ConnectionDeviceID: "d1"},
+			time.Date(2026, 3, 1, 11, 59, 59, 5e8, time.UTC), "d1"},
+		{"no device time", hubkit.SystemProperties{EnqueuedTime: enq, ConnectionDeviceID: "d2"}, enq, "d2"},
+		{"bad device time", hubkit.SystemProperties{CreationTime: "yesterday", EnqueuedTime: enq}, enq, nil},
+		{"no time", hubkit.SystemProperties{}, time.Time{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := amqp.Message(&hubkit.Message{System: tc.sys})
+			if got := timeOf(m.Properties.CreationTime); !got.Equal(tc.wantCreation) {
+				t.Errorf("creation-time = %v, want %v", got, tc.wantCreation)
+			}
+			if got := m.Annotations["x-opt-partition-key"]; got != tc.wantPartition {
+				t.Errorf("x-opt-partition-key = %v, want %v", got, tc.wantPartition)
+			}
+		})
 	}
 }
