@@ -131,7 +131,9 @@ type Endpoint struct {
 	Name string
 	// Endpoint receives the messages routed to Name.
 	Endpoint endpoint.Endpoint
-	// Delivery tunes batching, retry and retention. The hub sets its
+	// Delivery tunes batching, retry and retention. Its Retention is also
+	// the store retention of the endpoint's stream (none when negative),
+	// so that the store keeps what delivery may still send. The hub sets its
 	// Name, Endpoint, Streams, Stream, Partitions and, when nil, Logger
 	// and Clock.
 	Delivery endpoint.DeliveryConfig

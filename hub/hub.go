@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -157,7 +158,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		return fmt.Errorf("hub: set retention of %s: %w", EventsStream, err)
 	}
 	for _, e := range h.cfg.Endpoints {
-		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: h.cfg.Retention}); err != nil {
+		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: storeRetention(e.Delivery)}); err != nil {
 			return fmt.Errorf("hub: set retention of %s: %w", e.Name, err)
 		}
 		dc := e.Delivery
@@ -202,6 +203,22 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.group.Go(func() error { return h.runDisconnects(h.ctx) })
 	h.log.InfoContext(ctx, "hub started", "host", h.cfg.HostName, "partitions", h.cfg.Partitions)
 	return nil
+}
+
+// storeRetention is the store retention of an endpoint's stream: as long
+// as its delivery may still send a message (DeliveryConfig.Retention, with
+// the delivery's defaults), so that the store never trims one first; 0, no
+// age limit, for a delivery that keeps messages forever.
+func storeRetention(dc endpoint.DeliveryConfig) time.Duration {
+	switch {
+	case dc.Retention < 0:
+		return 0
+	case dc.Retention > 0:
+		return dc.Retention
+	case dc.RetryPeriod > 0:
+		return dc.RetryPeriod
+	}
+	return time.Hour
 }
 
 // Shutdown stops the hub gracefully: it shuts the brokers down (they let
