@@ -51,7 +51,12 @@ func (h *Hub) Metrics() Metrics {
 
 // EndpointStatus is the health and counters of one custom endpoint.
 type EndpointStatus struct {
-	Health  endpoint.Health
+	// Health is the endpoint's health as its delivery loop last recorded
+	// it: IoT Hub's status (unknown, healthy, degraded, unhealthy or dead),
+	// the last error and the times of the last send attempts.
+	Health endpoint.Health
+	// Metrics are the endpoint's delivery counters since Start: messages
+	// delivered, sends, failed sends and messages dropped, by reason.
 	Metrics endpoint.Metrics
 }
 
