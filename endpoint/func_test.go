@@ -18,6 +18,7 @@ type memSink struct {
 	got      []*hubkit.Message
 	failing  bool
 	stalled  chan struct{} // non-nil while stalled; closed to release
+	held     int           // calls waiting on stalled
 	maxBytes int
 }
 
@@ -26,6 +27,8 @@ func (s *memSink) send(ctx context.Context, batch []*hubkit.Message) (int, error
 	stalled := s.stalled
 	s.mu.Unlock()
 	if stalled != nil {
+		s.hold(1)
+		defer s.hold(-1)
 		select {
 		case <-stalled:
 		case <-ctx.Done():
@@ -56,6 +59,19 @@ func (s *memSink) SetFailing(_ *testing.T, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failing = on
+}
+
+func (s *memSink) hold(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held += n
+}
+
+// Holding reports whether a send waits for the stall to end.
+func (s *memSink) Holding(*testing.T) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held > 0
 }
 
 func (s *memSink) SetStalled(_ *testing.T, on bool) {

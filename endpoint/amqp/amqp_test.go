@@ -31,6 +31,7 @@ func (s *sink) Received(*testing.T) []*hubkit.Message {
 
 func (s *sink) SetFailing(_ *testing.T, on bool) { s.proxy.setFailing(on) }
 func (s *sink) SetStalled(_ *testing.T, on bool) { s.proxy.setStalled(on) }
+func (s *sink) Holding(*testing.T) bool          { return s.proxy.holding() }
 
 // viaProxy returns the broker URL with its host replaced by the proxy's.
 func viaProxy(t *testing.T, broker string) (string, *proxy) {

@@ -130,6 +130,7 @@ type proxy struct {
 	conns   []net.Conn
 	failing bool
 	stalled chan struct{} // non-nil while stalled; closed to resume
+	held    int           // reads from the endpoint waiting on stalled
 	wg      sync.WaitGroup
 }
 
@@ -176,12 +177,13 @@ func (p *proxy) accept() {
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(c, u)
-		go p.pipe(u, c)
+		go p.pipe(c, u, false)
+		go p.pipe(u, c, true)
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst; toBroker is true for the endpoint's side.
+func (p *proxy) pipe(dst, src net.Conn, toBroker bool) {
 	defer p.wg.Done()
 	defer dst.Close()
 	buf := make([]byte, 32<<10)
@@ -190,9 +192,18 @@ func (p *proxy) pipe(dst, src net.Conn) {
 		if n > 0 {
 			p.mu.Lock()
 			stalled := p.stalled
+			held := stalled != nil && toBroker
+			if held {
+				p.held++
+			}
 			p.mu.Unlock()
 			if stalled != nil {
 				<-stalled
+			}
+			if held {
+				p.mu.Lock()
+				p.held--
+				p.mu.Unlock()
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -218,6 +229,13 @@ func (p *proxy) setFailing(on bool) {
 		}
 		p.conns = nil
 	}
+}
+
+// holding reports whether bytes from the endpoint wait for the stall to end.
+func (p *proxy) holding() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held > 0
 }
 
 // setStalled holds all traffic while on.

@@ -11,6 +11,10 @@
 // sends that end with their context, and an idempotent Close that cancels
 // a send in progress, after which Send returns hubkit.ErrClosed. It uses
 // only the testing package.
+//
+// The checks of a Send blocked in its sink need a sink that can stall and
+// say when it holds a send ([HoldingSink]); a harness whose sink cannot
+// stall sets [Harness.CannotStall], and those checks are skipped, saying why.
 package endpointtest
 
 import (
@@ -39,6 +43,11 @@ type Harness struct {
 	TooLarge func() *hubkit.Message
 	// Timeout bounds each wait of the suite. Zero means 20 s.
 	Timeout time.Duration
+	// CannotStall says that the sink cannot hold a send (files on a local
+	// disk): Run then skips, with a message naming this field, the checks
+	// that need a Send blocked in the sink (ContextTimeoutWhileStalled and
+	// CloseDuringSend). Otherwise the Sink must be a [HoldingSink].
+	CannotStall bool
 }
 
 // A Sink is the far side of an endpoint under test. Its methods are called
@@ -53,8 +62,18 @@ type Sink interface {
 	SetFailing(t *testing.T, on bool)
 	// SetStalled makes the sink stop answering, without failing, while on
 	// is true, so that a send blocks until its ctx ends or the endpoint
-	// closes. Sinks that cannot stall (files) do nothing.
+	// closes. Run calls it only when Harness.CannotStall is false.
 	SetStalled(t *testing.T, on bool)
+}
+
+// A HoldingSink is a Sink that can tell when a send reached it while
+// stalled. Run closes the endpoint only once the sink holds a send, so
+// that CloseDuringSend checks a Send that is really in progress.
+type HoldingSink interface {
+	Sink
+	// Holding reports whether the stalled sink has received something of
+	// a send (a request, a transfer, a call) that it has not answered.
+	Holding(t *testing.T) bool
 }
 
 var runs atomic.Int64
@@ -70,6 +89,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AtLeastOnceUnderFailures", s.atLeastOnce)
 	t.Run("Oversized", s.oversized)
 	t.Run("ContextCancel", s.ctxCancel)
+	t.Run("ContextTimeoutWhileStalled", s.ctxTimeout)
 	t.Run("CloseDuringSend", s.closeDuringSend)
 	t.Run("CloseIdempotent", s.closeIdempotent)
 }
@@ -279,32 +299,68 @@ func (s *suite) ctxCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !endpoint.IsRetryable(err) {
 		t.Fatalf("rule broken: Send with a cancelled ctx returned %d, %v; want a retryable error matching context.Canceled", n, err)
 	}
-	sink.SetStalled(t, true)
-	t.Cleanup(func() { sink.SetStalled(t, false) })
-	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	s.deliver(t, ep, msgs, nil)
+	s.waitReceived(t, sink, msgs)
+}
+
+// stallable returns the sink as a HoldingSink, or skips the test when the
+// harness says its sink cannot stall.
+func (s *suite) stallable(t *testing.T, sink Sink) HoldingSink {
+	t.Helper()
+	if s.h.CannotStall {
+		t.Skip("Harness.CannotStall: the sink cannot hold a send, so this rule cannot be checked")
+	}
+	hs, ok := sink.(HoldingSink)
+	if !ok {
+		t.Fatalf("the Sink (%T) is no endpointtest.HoldingSink: implement Holding, or set Harness.CannotStall", sink)
+	}
+	return hs
+}
+
+func (s *suite) ctxTimeout(t *testing.T) {
+	ep, sink := s.open(t)
+	hs := s.stallable(t, sink)
+	msgs := s.messages(t, 5, 0)
+	hs.SetStalled(t, true)
+	t.Cleanup(func() { hs.SetStalled(t, false) })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := ep.Send(ctx, msgs); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("rule broken: Send whose ctx timed out returned %v, want an error matching context.DeadlineExceeded", err)
+	if n, err := ep.Send(ctx, msgs); n != 0 || !errors.Is(err, context.DeadlineExceeded) || !endpoint.IsRetryable(err) {
+		t.Fatalf("rule broken: Send to a stalled sink whose ctx timed out returned %d, %v; want 0 and a retryable error matching context.DeadlineExceeded", n, err)
 	}
 	if d := time.Since(start); d > s.h.Timeout {
 		t.Fatalf("rule broken: Send took %v past its ctx deadline", d)
 	}
-	sink.SetStalled(t, false)
+	hs.SetStalled(t, false)
 	s.deliver(t, ep, msgs, nil)
 	s.waitReceived(t, sink, msgs)
 }
 
 func (s *suite) closeDuringSend(t *testing.T) {
 	ep, sink := s.open(t)
+	hs := s.stallable(t, sink)
 	msgs := s.messages(t, 5, 0)
-	sink.SetStalled(t, true)
-	t.Cleanup(func() { sink.SetStalled(t, false) })
+	hs.SetStalled(t, true)
+	t.Cleanup(func() { hs.SetStalled(t, false) })
 	done := make(chan error, 1)
 	go func() {
 		_, err := ep.Send(context.Background(), msgs)
 		done <- err
 	}()
+	// Close only once the Send is blocked in the sink.
+	deadline := time.Now().Add(s.h.Timeout)
+	for !hs.Holding(t) {
+		select {
+		case err := <-done:
+			t.Fatalf("rule broken: Send to a stalled sink returned %v before Close", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled sink held no send within %v", s.h.Timeout)
+		}
+		time.Sleep(time.Millisecond) // polling the sink, not waiting for time to pass
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- ep.Close() }()
 	timer := time.NewTimer(s.h.Timeout)

@@ -122,8 +122,11 @@ func (s dirSink) SetFailing(t *testing.T, on bool) {
 	}
 }
 
-// SetStalled does nothing: writing a file cannot stall.
-func (dirSink) SetStalled(*testing.T, bool) {}
+// SetStalled is never called: writing a file cannot stall, and the
+// harness says so with CannotStall.
+func (dirSink) SetStalled(t *testing.T, _ bool) {
+	t.Fatal("SetStalled called despite Harness.CannotStall")
+}
 
 func newEndpoint(t *testing.T, opts file.Options) *file.Endpoint {
 	t.Helper()
@@ -146,6 +149,7 @@ func TestConformance(t *testing.T) {
 					ep := newEndpoint(t, file.Options{Dir: dir, HubName: "hub", Partitions: 1, MaxChunkBytes: 16 << 10, Now: now, Encoding: enc})
 					return ep, dirSink{dir, enc}
 				},
+				CannotStall: true,
 			})
 		})
 	}

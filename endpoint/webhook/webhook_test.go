@@ -26,6 +26,7 @@ type server struct {
 	requests int
 	status   int           // answer instead of accepting, when non-zero
 	stalled  chan struct{} // non-nil while stalled
+	held     int           // requests waiting on stalled
 	header   http.Header   // of the last request
 }
 
@@ -43,6 +44,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	stalled, status := s.stalled, s.status
 	s.mu.Unlock()
 	if stalled != nil {
+		s.hold(1)
+		defer s.hold(-1)
 		select {
 		case <-stalled:
 		case <-r.Context().Done():
@@ -101,6 +104,19 @@ func (s *server) SetFailing(_ *testing.T, on bool) {
 	} else {
 		s.setStatus(0)
 	}
+}
+
+func (s *server) hold(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held += n
+}
+
+// Holding reports whether a request waits for the stall to end.
+func (s *server) Holding(*testing.T) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held > 0
 }
 
 func (s *server) SetStalled(_ *testing.T, on bool) {
