@@ -64,7 +64,9 @@ type Hub struct {
 	deliveries    []*endpoint.Delivery
 
 	// deviceLocks order SendC2D against DeleteDevice per device, striped
-	// by device id (see deviceLock).
+	// by device id (see deviceLock). Lock order: a stripe, then the
+	// registry's write lock, then disconnects.mu, which the registry's
+	// OnChange takes under it.
 	deviceLocks [64]sync.RWMutex
 
 	groupsMu sync.Mutex // serialises consumer group changes
