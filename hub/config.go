@@ -118,9 +118,6 @@ type Config struct {
 	// is nil. Nil means the real clock. Tests give a fake one (such as
 	// endpointtest.Clock) to make time-dependent behaviour exact.
 	Clock endpoint.Clock
-
-	// clock is Clock, under the name that code not yet moved to Clock reads.
-	clock endpoint.Clock
 }
 
 // An Endpoint is a custom endpoint of the hub.
@@ -214,7 +211,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
-	c.clock = c.Clock
 
 	if c.Partitions < 2 || c.Partitions > 32 {
 		bad("Partitions is %d, want 2 to 32", c.Partitions)

@@ -35,16 +35,19 @@
 // [Hub.ReceiveC2D] and [Hub.Settle]. The outcome of every message that asks
 // for feedback is journaled by the store in the same write as the outcome
 // itself; a feedback goroutine turns the journal into feedback messages of
-// up to Config.FeedbackBatchSize records, flushed at the latest
-// Config.FeedbackBatchDelay after their first record, each enqueued in
+// up to Config.FeedbackBatchSize records, flushed when a batch is full or
+// Config.FeedbackBatchDelay after the last flush, each enqueued in
 // the same atomic write that moves the journal cursor past its records, so
 // that a crash neither loses nor repeats a record. The service reads them
 // with [Hub.ReceiveFeedback].
 //
 // # Locks
 //
-// Hub's mutexes are never held together: groupsMu serialises consumer
-// group changes, and the connection-state writer's mutex guards the states
-// waiting for the registry; the D2C committer (internal/groupcommit)
-// guards its own channel.
+// Lock order: a device's stripe lock (SendC2D shares it, DeleteDevice
+// holds it, so that a send never lands after the delete's purge), then the
+// registry's write lock, then the mutex of the disconnects waiting for the
+// brokers, which the registry's OnChange takes. groupsMu serialises
+// consumer group changes and the connection-state writer's mutex guards
+// the states waiting for the registry; neither is held with another. The
+// D2C committer (internal/groupcommit) guards its own channel.
 package hub

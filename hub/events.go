@@ -304,7 +304,7 @@ func (h *Hub) createGroupLocked(ctx context.Context, name string) error {
 	if len(names) >= MaxConsumerGroups {
 		return fmt.Errorf("%w: the hub already has %d consumer groups, the limit", hubkit.ErrArgumentInvalid, MaxConsumerGroups)
 	}
-	g := groupRecord{Name: name, Gen: randUint64(), Created: h.cfg.clock.Now().UTC()}
+	g := groupRecord{Name: name, Gen: randUint64(), Created: h.cfg.Clock.Now().UTC()}
 	b, _ := json.Marshal(g)
 	if err := h.q.Write(ctx, queue.KVOp{Key: groupPrefix + name, Value: b}); err != nil {
 		return h.closedErr(fmt.Errorf("hub: create consumer group %q: %w", name, err))
