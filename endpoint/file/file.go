@@ -70,10 +70,16 @@ type Options struct {
 	// text allowed; "/" separates directories. Empty means
 	// DefaultFileNameFormat.
 	FileNameFormat string
-	// Partition returns the {partition} of a message. Nil means an FNV-1a
-	// hash of its connection device id modulo Partitions.
+	// Partition returns the {partition} of a message. Nil means the 32-bit
+	// FNV-1a hash of its connection device id modulo Partitions: the hub's
+	// own partitioning (hub.Hub.Partition), so that {partition} is the
+	// message's partition of the built-in endpoint, as in IoT Hub, as long
+	// as Partitions matches.
 	Partition func(*hubkit.Message) int
-	// Partitions is used by the default Partition. Zero means 4.
+	// Partitions is used by the default Partition. Zero means 4, the hub's
+	// default. Warning: the endpoint cannot see the hub's configuration;
+	// set this to the hub's Config.Partitions whenever that is not 4, or
+	// {partition} will not be the message's hub partition.
 	Partitions int
 	// MaxChunkBytes is the largest file, in bytes of records. A single
 	// record larger than it still gets a file of its own. Zero means 300

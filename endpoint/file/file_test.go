@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/hubkit/hubkit/endpoint/endpointtest"
 	"github.com/hubkit/hubkit/endpoint/file"
 	"github.com/hubkit/hubkit/endpoint/internal/record"
+	"github.com/hubkit/hubkit/hub"
 )
 
 // dirSink reads back what a file endpoint wrote under dir.
@@ -208,5 +210,42 @@ func TestSplitsAndSuffixes(t *testing.T) {
 		"hub/1/2018/10/30/10/56:2 hub/1/2018/10/30/10/56-1:2 hub/1/2018/10/30/10/56-2:1"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("files %v, want %s", got, want)
+	}
+}
+
+// TestPartitionMatchesHub checks that with Partitions equal to the hub's
+// Config.Partitions, {partition} is the device's partition in the hub.
+func TestPartitionMatchesHub(t *testing.T) {
+	now := func() time.Time { return time.Date(2018, 10, 30, 10, 56, 0, 0, time.UTC) }
+	for _, parts := range []int{2, 4, 32} {
+		t.Run(fmt.Sprint("partitions=", parts), func(t *testing.T) {
+			h, err := hub.New(hub.Config{Dir: t.TempDir(), Partitions: parts, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { h.Close() })
+			opts := file.Options{Dir: t.TempDir(), HubName: "hub", Now: now}
+			if parts != 4 {
+				opts.Partitions = parts
+			}
+			ep := newEndpoint(t, opts)
+			want := map[int]int{} // files per partition
+			for i := range 40 {
+				dev := fmt.Sprint("device-", i)
+				if n, err := ep.Send(context.Background(), []*hubkit.Message{{Body: []byte("x"), System: hubkit.SystemProperties{ConnectionDeviceID: dev}}}); n != 1 || err != nil {
+					t.Fatalf("Send = %d, %v", n, err)
+				}
+				want[h.Partition(dev)]++
+			}
+			for p := range parts {
+				files, err := filepath.Glob(filepath.Join(opts.Dir, ep.Name(p, now())+"*"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(files) != want[p] {
+					t.Errorf("partition %d holds %d files, want %d (one per device message the hub puts there)", p, len(files), want[p])
+				}
+			}
+		})
 	}
 }
