@@ -382,9 +382,16 @@ func (d *Delivery) Close() error {
 	return nil
 }
 
-// Wake ends the current backoff wait at once, for when the endpoint's
-// owner knows the sink is back (a configuration update, a reconnect).
-// It never blocks.
+// Wake ends the current backoff wait at once, so that the next attempt
+// happens now instead of after up to MaxBackoff, or ReviveInterval once
+// the endpoint is dead. The Delivery cannot see a sink come back by itself
+// (an Endpoint reports only the outcome of Send), so the endpoint's owner
+// calls Wake when it learns so some other way: after fixing the
+// endpoint's configuration or credentials, after a routing update that
+// names the endpoint (IoT Hub probes dead endpoints again on a
+// configuration update), or when an outside health check sees the sink
+// answer again. A Wake while no wait is in progress ends the next wait.
+// Wake is safe to call from any goroutine, at any time, and never blocks.
 func (d *Delivery) Wake() {
 	select {
 	case d.wake <- struct{}{}:

@@ -24,7 +24,8 @@
 // # Retry and health
 //
 // Failed sends are retried after waits that double from 1 s to 60 s with
-// jitter; [Delivery.Wake] ends a wait early. Health follows IoT Hub:
+// jitter; [Delivery.Wake] ends a wait early, for the owner who knows the
+// sink is back (a fixed configuration, a routing update). Health follows IoT Hub:
 // unknown before the first send, healthy, unhealthy while sends fail, dead
 // after a retry period (1 hour) of failures, when the engine tries only
 // every ReviveInterval, degraded after a recovery until the backlog is
