@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -380,7 +381,9 @@ func TestDevHub(t *testing.T) {
 	p, caFile, deviceCS, serviceCS := h.program, h.caFile, h.deviceCS, h.serviceCS
 	tlsPort, wsURL, httpsPort := h.tlsPort, h.wsURL, h.httpsPort
 	p.waitFor(&p.stdout, `(?s)mosquitto_pub .*--cafile .* -P .SharedAccessSignature sr=`)
-	p.waitFor(&p.stdout, `(?s)curl --cacert .*/devices/demo-device/messages/devicebound`)
+	p.waitFor(&p.stdout, `(?s)curl --cacert .*iothub-ack: full.*/devices/demo-device/messages/devicebound`)
+	serviceToken := p.waitFor(&p.stdout, `export SERVICE_TOKEN='([^']+)'`)[1]
+	feedbackPath := p.waitFor(&p.stdout, `(?s)curl -i --cacert .*'https://\S+?(/messages/serviceBound/feedback\S+)'`)[1]
 	if !strings.Contains(deviceCS, "DeviceId=demo-device") || !strings.Contains(serviceCS, "SharedAccessKeyName=iothubowner") {
 		t.Fatalf("connection strings %s and %s", deviceCS, serviceCS)
 	}
@@ -401,7 +404,7 @@ func TestDevHub(t *testing.T) {
 	// The service API, on the HTTPS port, sends a C2D message to it.
 	api := "https://127.0.0.1:" + httpsPort
 	client := httpsClient(t, caFile)
-	h.sendC2D(t, "demo-device", "hello device", "iothub-app-greeting", "hello")
+	h.sendC2D(t, "demo-device", "hello device", "iothub-app-greeting", "hello", "iothub-ack", "full", "iothub-messageid", "m1")
 	select {
 	case got := <-c2d:
 		if !strings.HasPrefix(got, "devices/demo-device/messages/devicebound/") || !strings.Contains(got, "greeting=hello") || !strings.HasSuffix(got, " hello device") {
@@ -412,8 +415,21 @@ func TestDevHub(t *testing.T) {
 	}
 	c.Disconnect(100)
 
+	// Its feedback follows within 15 s, read as the printed command does.
+	req, _ := http.NewRequest(http.MethodGet, api+feedbackPath, nil)
+	req.Header.Set("Authorization", serviceToken)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("feedback: %v", err)
+	}
+	fb, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(string(fb), `"originalMessageId":"m1"`) || !strings.Contains(string(fb), `"Success"`) {
+		t.Fatalf("feedback: %s %s %v", res.Status, fb, err)
+	}
+
 	// The HTTPS device API shares the port.
-	req, _ := http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/events?api-version=2021-04-12", strings.NewReader("sent over https"))
+	req, _ = http.NewRequest(http.MethodPost, api+"/devices/demo-device/messages/events?api-version=2021-04-12", strings.NewReader("sent over https"))
 	req.Header.Set("Authorization", deviceToken)
 	if res, err := client.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
 		t.Fatalf("telemetry through the HTTPS device API: %v %v", res, err)

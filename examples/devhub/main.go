@@ -120,9 +120,7 @@ func run(log *slog.Logger) error {
 	})
 	err = greet(ctx, h, caFile, mb, ln.Addr())
 	if err == nil {
-		for p := range h.Partitions() {
-			g.Go(func() error { return logTelemetry(gctx, h, log, p) })
-		}
+		g.Go(func() error { return logTelemetry(gctx, h, log) })
 		log.Info("devhub ready", "host", *host, "data", *dir)
 		<-gctx.Done()
 	}
@@ -182,13 +180,19 @@ Try it (the tokens below are valid for 24 hours):
   mosquitto_pub -V mqttv311 -h %s -p %d --cafile '%s' -i %s \
     -u '%s/%s/?api-version=2021-04-12' -P '%s' \
     -t 'devices/%s/messages/events/' -q 1 -m '{"temperature":21.5}'
-  curl --cacert '%s' -X POST -H 'Authorization: %s' \
-    -H 'iothub-app-greeting: hello' -d 'hello device' \
+  export SERVICE_TOKEN='%s'
+  curl --cacert '%s' -X POST -H "Authorization: $SERVICE_TOKEN" \
+    -H 'iothub-ack: full' -H 'iothub-messageid: m1' -H 'iothub-app-greeting: hello' -d 'hello device' \
     'https://%s:%d/devices/%s/messages/devicebound?api-version=2021-04-12'
+  # a device subscribed to devices/%s/messages/devicebound/# receives it;
+  # its feedback record follows within 15 s (the ETag completes it: DELETE .../feedback/{ETag}):
+  curl -i --cacert '%s' -H "Authorization: $SERVICE_TOKEN" \
+    'https://%s:%d/messages/serviceBound/feedback?timeout=30s&api-version=2021-04-12'
 
 `, caFile, device, svc, mb.TCPAddr(), host, tlsPort, host, wsPort, mqtt.WebSocketPath, host, httpsPort,
 		host, tlsPort, caFile, demoDevice, host, demoDevice, deviceToken, demoDevice,
-		caFile, serviceToken, host, httpsPort, demoDevice)
+		serviceToken, caFile, host, httpsPort, demoDevice, demoDevice,
+		caFile, host, httpsPort)
 	return nil
 }
 
@@ -200,26 +204,18 @@ func port(a net.Addr) int {
 	return 0
 }
 
-// logTelemetry logs every event of one partition of the built-in events
-// endpoint, as the consumer group devhub, and checkpoints what it logged so
-// that a restart goes on where it stopped. A development hub shows what
-// devices send; a production hub would not log message bodies.
-func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger, p int) error {
-	from := hub.FromCheckpoint()
-	for {
-		events, err := h.Receive(ctx, consumerGroup, p, from, 100)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+// logTelemetry logs every event of the built-in events endpoint, as the
+// consumer group devhub, until ctx ends. Process checkpoints what it
+// logged, so that a restart goes on where it stopped. A development hub
+// shows what devices send; a production hub would not log message bodies.
+func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger) error {
+	return h.Process(ctx, consumerGroup, hub.ProcessOptions{}, func(ctx context.Context, p int, events []hub.Event) error {
 		for _, e := range events {
 			props := make([]any, len(e.Message.Properties))
 			for i, p := range e.Message.Properties {
 				props[i] = slog.String(p.Name, p.Value)
 			}
-			log.Info("telemetry",
+			log.InfoContext(ctx, "telemetry",
 				"device_id", e.Message.System.ConnectionDeviceID,
 				"partition", p,
 				"offset", e.Offset,
@@ -227,12 +223,8 @@ func logTelemetry(ctx context.Context, h *hub.Hub, log *slog.Logger, p int) erro
 				slog.Group("properties", props...),
 				"body", string(e.Message.Body))
 		}
-		last := events[len(events)-1].SequenceNumber
-		if err := h.Checkpoint(ctx, consumerGroup, p, last); err != nil && ctx.Err() == nil {
-			return err
-		}
-		from = hub.AtSequence(last, false)
-	}
+		return nil
+	})
 }
 
 // devCertificates returns a TLS configuration for host, and the path of
