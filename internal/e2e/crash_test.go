@@ -93,25 +93,19 @@ func runChild(dir, run string) int {
 		fmt.Fprintf(os.Stdout, format+"\n", args...)
 	}
 	say("addr %s", mq.TCPAddr())
-	for p := range h.Partitions() {
-		go func() { // runs until the process is killed
-			from := hub.FromCheckpoint()
-			for {
-				evs, err := h.Receive(ctx, liveGroup, p, from, 256)
-				if err != nil {
-					log.Error("receive", "partition", p, "err", err)
-					return
-				}
-				last := evs[len(evs)-1].SequenceNumber
-				if err := h.Checkpoint(ctx, liveGroup, p, last); err != nil {
-					log.Error("checkpoint", "partition", p, "err", err)
-					return
-				}
-				say("ckpt %d %d", p, last+1)
-				from = hub.AtSequence(last, false)
+	go func() { // runs until the process is killed
+		// The handler checkpoints itself, to print the line once the
+		// checkpoint is durable.
+		err := h.Process(ctx, liveGroup, hub.ProcessOptions{MaxBatch: 256, NoCheckpoint: true}, func(ctx context.Context, p int, evs []hub.Event) error {
+			last := evs[len(evs)-1].SequenceNumber
+			if err := h.Checkpoint(ctx, liveGroup, p, last); err != nil {
+				return err
 			}
-		}()
-	}
+			say("ckpt %d %d", p, last+1)
+			return nil
+		})
+		log.Error("process", "err", err)
+	}()
 	tick := time.NewTicker(4 * time.Millisecond)
 	for i := 0; ; i++ {
 		<-tick.C
