@@ -59,15 +59,14 @@ func BenchmarkD2C(b *testing.B) {
 	h, haddr := startHub(b, d2cDevices, nil)
 	hpubs := connectDevices(b, haddr, d2cDevices)
 	ctx, cancel := context.WithCancel(context.Background())
-	var consumers sync.WaitGroup
-	for p := range h.Partitions() {
-		consumers.Add(1)
-		go func() {
-			defer consumers.Done()
-			consume(ctx, h, p, s)
-		}()
-	}
-	b.Cleanup(func() { cancel(); consumers.Wait() })
+	consumed := make(chan error, 1)
+	go func() { consumed <- consume(ctx, h, s) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-consumed; err != nil {
+			b.Errorf("consumer: %v", err)
+		}
+	})
 
 	var mochiRate, hubRate float64
 	b.Run("mochi", func(b *testing.B) {
@@ -93,20 +92,17 @@ func BenchmarkD2C(b *testing.B) {
 	})
 }
 
-// consume reads one partition of the built-in endpoint from its end on,
-// as a consumer of the $Default group, until ctx ends.
-func consume(ctx context.Context, h *hub.Hub, p int, s *sink) {
-	from := hub.Latest()
-	for {
-		evs, err := h.Receive(ctx, hub.DefaultConsumerGroup, p, from, 1024)
-		if err != nil {
-			return
-		}
+// consume reads every partition of the built-in endpoint from its end on,
+// as a consumer of the $Default group that never checkpoints, until ctx
+// ends.
+func consume(ctx context.Context, h *hub.Hub, s *sink) error {
+	opts := hub.ProcessOptions{Start: hub.Latest(), MaxBatch: 1024, NoCheckpoint: true}
+	return h.Process(ctx, hub.DefaultConsumerGroup, opts, func(_ context.Context, _ int, evs []hub.Event) error {
 		for _, ev := range evs {
 			s.take(ev.Message.Body)
 		}
-		from = hub.AtSequence(evs[len(evs)-1].SequenceNumber, false)
-	}
+		return nil
+	})
 }
 
 // subscriberLoop receives QoS 1 messages, acknowledging those read
