@@ -16,7 +16,7 @@ func (s *Handler) metrics(w http.ResponseWriter, r *http.Request, _ []string) er
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, kind, name, v)
 	}
 	write("hubkit_d2c_messages_total", "counter", "Device-to-cloud messages accepted.", m.D2CIn)
-	write("hubkit_routing_dropped_total", "counter", "Messages and device events no route took.", m.Dropped)
+	write("hubkit_routing_dropped_total", "counter", "Telemetry messages no route took.", m.Dropped)
 	write("hubkit_c2d_sent_total", "counter", "Cloud-to-device messages queued.", m.C2DSent)
 	write("hubkit_c2d_completed_total", "counter", "Cloud-to-device messages completed by devices.", m.C2DCompleted)
 	write("hubkit_c2d_rejected_total", "counter", "Cloud-to-device messages rejected by devices.", m.C2DRejected)
