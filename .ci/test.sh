@@ -20,7 +20,8 @@ if [ -f .ci/rabbitmq.sh ]; then
   export AMQP_TEST_URL=${AMQP_TEST_URL:-amqp://guest:guest@127.0.0.1:${RMQ_PORT:-5672}}
 fi
 
-echo "== gofmt, go vet"
+echo "== go.mod tidy, gofmt, go vet"
+go mod tidy -diff
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "not gofmt'ed: $unformatted" >&2; exit 1; fi
 go vet ./...
