@@ -88,6 +88,26 @@ func nodeEnv(t *testing.T) nodeSetup {
 
 // runNode runs device.js with p and sends its events on the returned
 // channel, which is closed when the program ends; the program must end
+// runPlan runs p to its end and tallies its events: the last C2D message
+// received, how many messages were sent and how many times it closed.
+// Errors the SDK reports fail the test.
+func runPlan(t *testing.T, ctx context.Context, p nodesdk.Plan, caPath string) (got *nodesdk.Message, sent, closed int) {
+	t.Helper()
+	for e := range runNode(t, ctx, p, caPath) {
+		switch e.Event {
+		case "message":
+			got = &e.Message
+		case "sent":
+			sent++
+		case "closed":
+			closed++
+		case "error":
+			t.Errorf("device.js error: %s", e.Error)
+		}
+	}
+	return got, sent, closed
+}
+
 // with status 0.
 func runNode(t *testing.T, ctx context.Context, p nodesdk.Plan, caPath string) <-chan nodesdk.Event {
 	t.Helper()
@@ -142,20 +162,7 @@ func TestNodeSDKTelemetryAndC2D(t *testing.T) {
 			Properties: map[string]string{"temperatureAlert": "true", "note": "a&b=c/d ü %20+"}},
 		{Data: "second", Properties: map[string]string{"dt-subject": "comp"}},
 	}}
-	var got *nodesdk.Message
-	var sent, closed int
-	for e := range runNode(t, ctx, plan, n.caPath) {
-		switch e.Event {
-		case "message":
-			got = &e.Message
-		case "sent":
-			sent++
-		case "closed":
-			closed++
-		case "error":
-			t.Errorf("device.js error: %s", e.Error)
-		}
-	}
+	got, sent, closed := runPlan(t, ctx, plan, n.caPath)
 	if sent != 2 || closed != 1 {
 		t.Fatalf("sent %d, closed %d", sent, closed)
 	}
@@ -198,20 +205,7 @@ func TestNodeSDKOverWebSocket(t *testing.T) {
 	conn := "HostName=localhost;DeviceId=node-1;SharedAccessKey=" + testKey
 	plan := nodesdk.Plan{ConnectionString: conn, Transport: "mqttws", WebSocketPort: n.wsPort, Receive: 1,
 		Send: []nodesdk.Message{{Data: "from wss", MessageID: "ws-d2c", Properties: map[string]string{"k": "v"}}}}
-	var got *nodesdk.Message
-	var sent, closed int
-	for e := range runNode(t, ctx, plan, n.caPath) {
-		switch e.Event {
-		case "message":
-			got = &e.Message
-		case "sent":
-			sent++
-		case "closed":
-			closed++
-		case "error":
-			t.Errorf("device.js error: %s", e.Error)
-		}
-	}
+	got, sent, closed := runPlan(t, ctx, plan, n.caPath)
 	if sent != 1 || closed != 1 {
 		t.Fatalf("sent %d, closed %d", sent, closed)
 	}
