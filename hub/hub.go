@@ -125,7 +125,8 @@ func New(cfg Config) (*Hub, error) {
 // Router returns the router the hub routes by: Config.Router, or the
 // default *route.Table, whose Replace changes the routes, fallback route
 // and enrichments while the hub runs, refusing endpoints the hub does not
-// have.
+// have; call [Hub.WakeEndpoints] after a replacement so that dead endpoints
+// are tried again at once.
 func (h *Hub) Router() route.Router { return h.router }
 
 // Name returns the hub name: the first label of Config.HostName.

@@ -81,8 +81,9 @@ func checkDeviceOrder(t *testing.T, what string, ids []string, devices []string,
 // webhook answering 500 and a Func endpoint: the built-in endpoint and the
 // Func get every message, in order, while the webhook is unhealthy and then
 // dead; once the webhook answers again it gets its whole backlog in order
-// and its health goes back to healthy. The hub's fake clock drives the
-// retries, so an hour of backoff takes milliseconds.
+// and its health goes back to healthy as soon as WakeEndpoints is called.
+// The hub's fake clock drives the retries, so an hour of backoff takes
+// milliseconds.
 func TestDeadEndpointIsolated(t *testing.T) {
 	srv := &hookServer{failing: true}
 	hs := httptest.NewServer(srv)
@@ -153,15 +154,11 @@ func TestDeadEndpointIsolated(t *testing.T) {
 		t.Fatalf("Func endpoint is %s while the webhook is dead, want healthy", s)
 	}
 
-	// Recovery: the next revive attempt (every 30 s) delivers the backlog.
+	// Recovery: WakeEndpoints tries again at once, without waiting for the
+	// next revive attempt (the fake clock no longer moves).
 	srv.setFailing(false)
-	poll.Until(t, "the webhook backlog", func() bool {
-		if len(srv.got()) >= total {
-			return true
-		}
-		r.clock.Advance(31 * time.Second)
-		return false
-	})
+	r.WakeEndpoints()
+	poll.Until(t, "the webhook backlog", func() bool { return len(srv.got()) >= total })
 	checkDeviceOrder(t, "hook", srv.got(), devices, n)
 	poll.Until(t, "the webhook to be healthy", func() bool { return status(0) == endpoint.Healthy })
 	eps := r.Endpoints()

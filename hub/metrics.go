@@ -60,6 +60,18 @@ type EndpointStatus struct {
 	Metrics endpoint.Metrics
 }
 
+// WakeEndpoints makes every custom endpoint waiting out a retry backoff,
+// or the probe interval of a dead endpoint, try again now. The hub cannot
+// see a failing endpoint's target come back by itself; call it when you
+// learn so some other way, after fixing an endpoint's configuration or
+// credentials, or after replacing routes (IoT Hub probes dead endpoints
+// again on a configuration update). It never blocks.
+func (h *Hub) WakeEndpoints() {
+	for _, d := range h.deliveries {
+		d.Wake()
+	}
+}
+
 // Endpoints returns the status of each custom endpoint, in Config order,
 // once the hub started.
 func (h *Hub) Endpoints() []EndpointStatus {
