@@ -16,6 +16,9 @@ RMQ_START_TIMEOUT=${RMQ_START_TIMEOUT:-60}
 #   A node that imports definitions on first boot does NOT create guest: the file holds the user.
 RMQ_DEFINITIONS=${RMQ_DEFINITIONS-$ROOT/.ci/rmq-definitions.json}
 RMQ_BIN=/usr/lib/rabbitmq/bin                # the real scripts; /usr/sbin/* su to user 'rabbitmq'
+# RMQ_TLS_PORT with RMQ_TLS_CERT, RMQ_TLS_KEY, RMQ_TLS_CA (absolute PEM paths readable by the calling
+#   user) add an amqps listener on 127.0.0.1:$RMQ_TLS_PORT. Clients need not present a certificate;
+#   one they present must chain to RMQ_TLS_CA. Unset: no TLS listener. Set only some: start fails.
 
 rmq_env() {
   export HOME="$RMQ_DIR"                     # .erlang.cookie lives here (server and CLI share it)
@@ -64,6 +67,30 @@ amqp1_0.default_vhost = /
 EOF
   # optional: pre-declare durable/quorum queues, policies, users at boot (JSON definitions)
   if [ -n "${RMQ_DEFINITIONS:-}" ]; then echo "load_definitions = $RMQ_DEFINITIONS" >> "$RMQ_DIR/rabbitmq.conf"; fi
+  # optional: an amqps listener
+  if tls_enabled; then cat >> "$RMQ_DIR/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$RMQ_TLS_PORT
+ssl_options.certfile = $RMQ_TLS_CERT
+ssl_options.keyfile = $RMQ_TLS_KEY
+ssl_options.cacertfile = $RMQ_TLS_CA
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+EOF
+  fi
+}
+
+# tls_enabled reports whether all four RMQ_TLS_* variables are set, and fails
+# when only some are, or when a file is unreadable.
+tls_enabled() {
+  local v set=0
+  for v in RMQ_TLS_PORT RMQ_TLS_CERT RMQ_TLS_KEY RMQ_TLS_CA; do [ -n "${!v:-}" ] && set=$((set + 1)); done
+  [ "$set" = 0 ] && return 1
+  if [ "$set" != 4 ]; then
+    echo "rabbitmq.sh: set all of RMQ_TLS_PORT, RMQ_TLS_CERT, RMQ_TLS_KEY, RMQ_TLS_CA, or none" >&2; exit 2
+  fi
+  for v in RMQ_TLS_CERT RMQ_TLS_KEY RMQ_TLS_CA; do
+    [ -r "${!v}" ] || { echo "rabbitmq.sh: $v=${!v} is not a readable file" >&2; exit 2; }
+  done
 }
 
 start() {
@@ -87,7 +114,7 @@ start() {
     tail -n 40 "$RMQ_DIR/log/server.out" "$RMQ_DIR"/log/*.log >&2 || true
     stop; return 1
   fi
-  echo "rabbitmq ready on 127.0.0.1:$RMQ_PORT in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $(cat "$RMQ_DIR/server.pid"))"
+  echo "rabbitmq ready on 127.0.0.1:$RMQ_PORT${RMQ_TLS_PORT:+ (amqps on 127.0.0.1:$RMQ_TLS_PORT)} in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $(cat "$RMQ_DIR/server.pid"))"
 }
 
 stop() {
