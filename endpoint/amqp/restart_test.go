@@ -33,9 +33,10 @@ func freePort(t *testing.T) int {
 
 // privateBroker starts a RabbitMQ of its own with .ci/rabbitmq.sh, on free
 // ports with its state in a temporary directory, so that restarting it
-// disturbs no other test. It returns the broker's URL and a function that
-// runs the script with stop, start or another command.
-func privateBroker(t *testing.T) (url, dir string, rmq func(cmd string)) {
+// disturbs no other test. extraEnv ("NAME=value") is passed to the script
+// too, e.g. the RMQ_TLS_* variables. It returns the broker's URL and a
+// function that runs the script with stop, start or another command.
+func privateBroker(t *testing.T, extraEnv ...string) (url, dir string, rmq func(cmd string)) {
 	t.Helper()
 	brokerURL(t) // the shared broker is up, so RabbitMQ is installed
 	script, err := filepath.Abs(filepath.Join("..", "..", ".ci", "rabbitmq.sh"))
@@ -50,6 +51,7 @@ func privateBroker(t *testing.T) (url, dir string, rmq func(cmd string)) {
 	env := append(os.Environ(), "RMQ_DIR="+dir, "RMQ_PORT="+strconv.Itoa(port),
 		"RMQ_DIST_PORT="+strconv.Itoa(freePort(t)), "RMQ_EPMD_PORT="+strconv.Itoa(freePort(t)),
 		"RMQ_NODE=hubkit-restart@localhost", "RMQ_START_TIMEOUT=150")
+	env = append(env, extraEnv...)
 	rmq = func(cmd string) {
 		t.Helper()
 		c := exec.Command("bash", script, cmd)
