@@ -106,18 +106,26 @@ func runChild(dir, run string) int {
 		})
 		log.Error("process", "err", err)
 	}()
-	tick := time.NewTicker(4 * time.Millisecond)
-	for i := 0; ; i++ {
-		<-tick.C
-		dev := ids[i%len(ids)]
-		id := fmt.Sprintf("c2d-r%s-%d", run, i)
-		m := &hubkit.Message{Body: []byte(id), System: hubkit.SystemProperties{MessageID: id, Ack: hubkit.AckFull}}
-		if _, err := h.SendC2D(ctx, dev, m); err == nil {
-			say("c2d %s %s", dev, id)
-		} else if !errors.Is(err, hubkit.ErrDeviceMaximumQueueDepthExceeded) {
-			log.Warn("send C2D", "device_id", dev, "err", err)
-		}
+	// Several senders, so that sends race with each other, with
+	// completions and with the kill.
+	const senders = 4
+	for w := range senders {
+		go func() {
+			tick := time.NewTicker(2 * time.Millisecond)
+			for i := w; ; i += senders {
+				<-tick.C
+				dev := ids[i%len(ids)]
+				id := fmt.Sprintf("c2d-r%s-%d", run, i)
+				m := &hubkit.Message{Body: []byte(id), System: hubkit.SystemProperties{MessageID: id, Ack: hubkit.AckFull}}
+				if _, err := h.SendC2D(ctx, dev, m); err == nil {
+					say("c2d %s %s", dev, id)
+				} else if !errors.Is(err, hubkit.ErrDeviceMaximumQueueDepthExceeded) {
+					log.Warn("send C2D", "device_id", dev, "err", err)
+				}
+			}
+		}()
 	}
+	select {} // until the process is killed
 }
 
 // crashState is what the parent knows, across all runs of the child.
