@@ -111,8 +111,17 @@ func (s *Handler) receiveFeedback(w http.ResponseWriter, r *http.Request, _ []st
 	return nil
 }
 
+// lockToken returns a lock token taken from a path segment without the
+// quotes of the ETag it came in, as a client may paste it with them.
+func lockToken(seg string) string {
+	if len(seg) >= 2 && seg[0] == '"' && seg[len(seg)-1] == '"' {
+		return seg[1 : len(seg)-1]
+	}
+	return seg
+}
+
 func (s *Handler) completeFeedback(w http.ResponseWriter, r *http.Request, args []string) error {
-	if err := s.h.CompleteFeedback(r.Context(), args[0]); err != nil {
+	if err := s.h.CompleteFeedback(r.Context(), lockToken(args[0])); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -120,7 +129,7 @@ func (s *Handler) completeFeedback(w http.ResponseWriter, r *http.Request, args 
 }
 
 func (s *Handler) abandonFeedback(w http.ResponseWriter, r *http.Request, args []string) error {
-	if err := s.h.AbandonFeedback(r.Context(), args[0]); err != nil {
+	if err := s.h.AbandonFeedback(r.Context(), lockToken(args[0])); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
