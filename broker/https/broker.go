@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,10 +43,19 @@ type Options struct {
 // A Broker serves IoT Hub's HTTPS device API. Its methods are safe for
 // concurrent use.
 type Broker struct {
-	opts    Options // defaults filled in
-	log     *slog.Logger
-	now     func() time.Time // stamps error bodies; tests may replace it
-	closing atomic.Bool      // set by Shutdown and Close; handlers then refuse requests
+	opts Options // defaults filled in
+	log  *slog.Logger
+	now  func() time.Time // stamps error bodies; tests may replace it
+
+	// ctx is the parent of every request's context: Close cancels it, so
+	// that requests in progress, on our server or on one Handler is
+	// mounted on, stop calling the hub.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// reqs counts the requests in Handler's handlers; Shutdown and Close
+	// wait for it, so that no handler calls the hub after they returned.
+	// Add happens under mu while !closed, never after Wait began.
+	reqs sync.WaitGroup
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -86,10 +94,13 @@ func New(opts Options) (*Broker, error) {
 			opts.TLSConfig.ClientAuth = tls.RequestClientCert
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Broker{
-		opts: opts,
-		log:  opts.Logger.With("component", "broker", "protocol", "https"),
-		now:  time.Now,
+		opts:   opts,
+		log:    opts.Logger.With("component", "broker", "protocol", "https"),
+		now:    time.Now,
+		ctx:    ctx,
+		cancel: cancel,
 	}, nil
 }
 
@@ -153,33 +164,39 @@ func (b *Broker) Disconnect(deviceID, moduleID string) {}
 // Shutdown stops accepting requests, waits for those in progress (a send
 // waits for the hub to report its messages durable) and closes every
 // connection. When ctx ends first it closes at once and returns ctx.Err().
-// It is idempotent; Handler's handlers answer 503 afterwards.
+// It waits for the requests in Handler's handlers too, also when Handler is
+// mounted on another server. It is idempotent; Handler's handlers answer
+// 503 afterwards.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	srv, first := b.beginClose()
-	if srv == nil || !first {
+	if !first {
 		return nil
 	}
-	if err := srv.Shutdown(ctx); err != nil {
-		return errors.Join(err, srv.Close(), b.group.Wait())
+	var err error
+	if srv != nil {
+		err = srv.Shutdown(ctx)
 	}
-	return b.group.Wait()
+	if err == nil {
+		err = b.waitRequests(ctx)
+	}
+	return errors.Join(err, b.stop(srv))
 }
 
 // Close closes the listener and every connection at once, also while a
-// Shutdown waits; requests in progress end without an answer. It is
-// idempotent; Handler's handlers answer 503 afterwards.
+// Shutdown waits; requests in progress end without an answer. It cancels
+// the requests in Handler's handlers, also when Handler is mounted on
+// another server, and returns once they have returned, so that none calls
+// the hub afterwards. It is idempotent; Handler's handlers answer 503
+// afterwards.
 func (b *Broker) Close() error {
 	srv, _ := b.beginClose()
-	if srv == nil {
-		return nil
-	}
-	return errors.Join(srv.Close(), b.group.Wait())
+	return b.stop(srv)
 }
 
-// beginClose marks the broker closed. It returns the server to stop, nil
-// before Start, and whether this was the first call.
+// beginClose marks the broker closed, so that no request enters a handler
+// from now on. It returns the server to stop, nil before Start, and
+// whether this was the first call.
 func (b *Broker) beginClose() (srv *http.Server, first bool) {
-	b.closing.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	first = !b.closed
@@ -188,4 +205,52 @@ func (b *Broker) beginClose() (srv *http.Server, first bool) {
 		b.log.Info("closing")
 	}
 	return b.srv, first
+}
+
+// stop closes srv unless it is nil, cancels the requests in progress and
+// waits for the handlers and Serve to return. The wait is bounded as long
+// as the hub honours the requests' contexts.
+func (b *Broker) stop(srv *http.Server) error {
+	var err error
+	if srv != nil {
+		err = srv.Close() // first, so that cancelled requests get no answer
+	}
+	b.cancel()
+	b.reqs.Wait()
+	return errors.Join(err, b.group.Wait())
+}
+
+// waitRequests waits for the requests in Handler's handlers to return, or
+// for ctx to end.
+func (b *Broker) waitRequests(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { // ends with the last request, at the latest once stop cancelled them
+		b.reqs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enter counts a request in a handler and returns its context, a child of
+// parent that Close cancels, and done, to call when the handler returns.
+// It returns ok false once Shutdown or Close began.
+func (b *Broker) enter(parent context.Context) (ctx context.Context, done func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, nil, false
+	}
+	b.reqs.Add(1)
+	ctx, cancel := context.WithCancel(parent)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		b.reqs.Done()
+	}, true
 }

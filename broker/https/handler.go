@@ -119,24 +119,32 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if err := h.serve(w, r, rt); err != nil {
+	ctx, done, ok := h.b.enter(r.Context())
+	if !ok {
+		h.writeError(w, r, rt.deviceID, fmt.Errorf("%w: %w", errServiceUnavailable, hubkit.ErrClosed))
+		return
+	}
+	defer done()
+	if err := h.serve(ctx, w, r, rt); err != nil {
+		if ctx.Err() != nil && r.Context().Err() == nil {
+			// Close cut the request, not the device: one still listening
+			// (Handler on another server) is told to retry.
+			err = fmt.Errorf("%w: %w: %w", errServiceUnavailable, hubkit.ErrClosed, err)
+		}
 		h.writeError(w, r, rt.deviceID, err)
 	}
 }
 
-// serve answers a routed request, or returns the error to answer with.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route) error {
-	if h.b.closing.Load() {
-		return fmt.Errorf("%w: %w", errServiceUnavailable, hubkit.ErrClosed)
-	}
+// serve answers a routed request, or returns the error to answer with. It
+// calls the hub with ctx, which ends with the request or at Close.
+func (h *handler) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route) error {
 	if r.URL.Query().Get("api-version") == "" {
 		return fmt.Errorf("%w: the api-version query parameter is required", hubkit.ErrArgumentInvalid)
 	}
-	id, err := h.authenticate(r, rt.deviceID)
+	id, err := h.authenticate(ctx, r, rt.deviceID)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
 	switch rt.op {
 	case opSend:
 		err = h.send(ctx, w, r, id)
@@ -150,7 +158,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, rt route) error 
 
 // authenticate asks the hub who sent r and checks that it is the device
 // named in the path.
-func (h *handler) authenticate(r *http.Request, deviceID string) (auth.Identity, error) {
+func (h *handler) authenticate(ctx context.Context, r *http.Request, deviceID string) (auth.Identity, error) {
 	c := auth.Credentials{
 		Protocol:   auth.HTTPS,
 		DeviceID:   deviceID,
@@ -163,7 +171,7 @@ func (h *handler) authenticate(r *http.Request, deviceID string) (auth.Identity,
 	if c.Password == "" && len(c.PeerCertificates) == 0 {
 		return auth.Identity{}, fmt.Errorf("%w: Authorization header missing", errUnauthorizedAccess)
 	}
-	id, err := h.hub.Authenticate(r.Context(), c)
+	id, err := h.hub.Authenticate(ctx, c)
 	if err != nil {
 		// Refusals keep their own code (DeviceDisabled, DeviceNotFound);
 		// every 401 becomes IotHubUnauthorizedAccess, as IoT Hub answers

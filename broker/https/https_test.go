@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/hubkit/hubkit/auth"
 	"github.com/hubkit/hubkit/broker/brokertest"
 	"github.com/hubkit/hubkit/broker/https"
+	"github.com/hubkit/hubkit/queue"
 )
 
 const apiVersion = "?api-version=2021-04-12"
@@ -457,6 +459,115 @@ func TestShutdownWaitsForDurability(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// closingHub records its calls, in order with the test's "closed" event,
+// and holds a receive until its context ends, then finishes the work under
+// way for a while, as a store call already queued would.
+type closingHub struct {
+	*fakeHub
+	entered chan struct{} // closed when a receive began
+	closed  chan struct{} // closed by the test once Close or Shutdown returned
+
+	mu     sync.Mutex // guards events
+	events []string
+}
+
+func (h *closingHub) event(e string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, e)
+}
+
+func (h *closingHub) Authenticate(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
+	h.event("authenticate")
+	return allowAll(ctx, c)
+}
+
+func (h *closingHub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error) {
+	h.event("receive")
+	close(h.entered)
+	select {
+	case <-ctx.Done():
+	case <-h.closed:
+	}
+	select { // a broker that returned from Close without waiting is caught here
+	case <-h.closed:
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.event("receive returned")
+	return queue.Delivery{}, ctx.Err()
+}
+
+// TestCloseWaitsForHandlers checks that Close, and Shutdown when its ctx
+// ends, cancel a receive in progress and return only once its handler
+// returned, so that no hub call comes after: on the broker's own server and
+// with Handler mounted on another one, which answers 503.
+func TestCloseWaitsForHandlers(t *testing.T) {
+	shutdown := func(b *https.Broker) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		return b.Shutdown(ctx)
+	}
+	for _, tc := range []struct {
+		name    string
+		mounted bool // Handler on an httptest server instead of Start
+		stop    func(*https.Broker) error
+		wantErr error
+		status  int // the receive's answer; 0 means none
+	}{
+		{"Close", false, (*https.Broker).Close, nil, 0},
+		{"Shutdown", false, shutdown, context.DeadlineExceeded, 0},
+		{"Close/mounted", true, (*https.Broker).Close, nil, 503},
+		{"Shutdown/mounted", true, shutdown, context.DeadlineExceeded, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKI(t)
+			h := &closingHub{fakeHub: newFakeHub(allowAll), entered: make(chan struct{}), closed: make(chan struct{})}
+			var b *https.Broker
+			var base string
+			c := p.client(t)
+			if tc.mounted {
+				var err error
+				if b, err = https.New(https.Options{}); err != nil {
+					t.Fatal(err)
+				}
+				srv := httptest.NewServer(b.Handler(h))
+				t.Cleanup(srv.Close)
+				base, c = srv.URL, srv.Client()
+			} else {
+				b, base = startBroker(t, p, h)
+			}
+			status := make(chan int, 1)
+			go func() {
+				req, _ := http.NewRequest("GET", base+"/devices/dev/messages/deviceBound"+apiVersion, nil)
+				req.Header.Set("Authorization", "x")
+				res, err := c.Do(req)
+				if err != nil {
+					status <- 0
+					return
+				}
+				res.Body.Close()
+				status <- res.StatusCode
+			}()
+			<-h.entered
+			err := tc.stop(b)
+			h.event("closed")
+			close(h.closed)
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("stopping: %v, want %v", err, tc.wantErr)
+			}
+			h.mu.Lock()
+			got := slices.Clone(h.events)
+			h.mu.Unlock()
+			if want := []string{"authenticate", "receive", "receive returned", "closed"}; !slices.Equal(got, want) {
+				t.Errorf("events %q, want %q", got, want)
+			}
+			if s := <-status; s != tc.status {
+				t.Errorf("receive answered %d, want %d", s, tc.status)
+			}
+		})
 	}
 }
 
