@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -103,4 +104,30 @@ func ExampleRegistryConfig_onChange() {
 	}
 	// Output:
 	// disconnect dev-1
+}
+
+// A custom authenticator: devices of a fixed list, each with its own
+// password, connecting over MQTT. Anything else is denied with an error
+// wrapping auth.ErrDenied, which the broker turns into a refusal.
+func ExampleAuthenticatorFunc() {
+	passwords := map[string]string{"sensor-1": "s3cret"}
+	var a auth.Authenticator = auth.AuthenticatorFunc(func(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
+		if err := ctx.Err(); err != nil {
+			return auth.Identity{}, err
+		}
+		want, ok := passwords[c.DeviceID]
+		if !ok || c.Protocol != auth.MQTT || c.ModuleID != "" || c.Password != want {
+			return auth.Identity{}, fmt.Errorf("%w: device %q", auth.ErrDenied, c.DeviceID)
+		}
+		return auth.Identity{DeviceID: c.DeviceID, Method: auth.AuthMethod{Scope: "device", Type: "sas", Issuer: "iothub"}}, nil
+	})
+
+	ctx := context.Background()
+	id, err := a.Authenticate(ctx, auth.Credentials{Protocol: auth.MQTT, DeviceID: "sensor-1", Password: "s3cret"})
+	fmt.Println(id.DeviceID, err)
+	_, err = a.Authenticate(ctx, auth.Credentials{Protocol: auth.MQTT, DeviceID: "sensor-1", Password: "guess"})
+	fmt.Println(errors.Is(err, auth.ErrDenied), err)
+	// Output:
+	// sensor-1 <nil>
+	// true auth: denied: device "sensor-1"
 }
