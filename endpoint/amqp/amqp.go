@@ -101,8 +101,11 @@ func New(opts Options) (*Endpoint, error) {
 		opts.HubName = "hubkit"
 	}
 	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-		problems = append(problems, fmt.Errorf("URL %q is not an amqp or amqps URL", opts.URL))
+	switch {
+	case err != nil:
+		problems = append(problems, errors.New("URL cannot be parsed")) // its text may hold a password
+	case (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "":
+		problems = append(problems, fmt.Errorf("URL %q is not an amqp or amqps URL", u.Redacted()))
 	}
 	if opts.Address == "" {
 		problems = append(problems, errors.New("Address is empty"))

@@ -153,9 +153,14 @@ func TestOptionErrors(t *testing.T) {
 		{amqp.Options{Address: "q"}, "not an amqp or amqps URL"},
 		{amqp.Options{URL: "http://x", Address: "q"}, "not an amqp or amqps URL"},
 		{amqp.Options{URL: "amqp://x"}, "Address is empty"},
+		{amqp.Options{URL: "http://user:s3cret@x", Address: "q"}, "not an amqp or amqps URL"},
+		{amqp.Options{URL: "amqp://user:s3cret@x:bad port", Address: "q"}, "cannot be parsed"},
 	} {
-		if _, err := amqp.New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := amqp.New(tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want %q", tc.opts, err, tc.want)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%+v) = %v: the error shows the password", tc.opts, err)
 		}
 	}
 }

@@ -68,8 +68,11 @@ func New(opts Options) (*Endpoint, error) {
 		opts.Name = "webhook"
 	}
 	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("webhook: invalid options: URL %q is not an http or https URL", opts.URL)
+	switch {
+	case err != nil:
+		return nil, errors.New("webhook: invalid options: URL cannot be parsed") // its text may hold a password
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, fmt.Errorf("webhook: invalid options: URL %q is not an http or https URL", u.Redacted())
 	}
 	if opts.MaxRequestBytes < 0 || opts.MaxMessageSize < 0 {
 		return nil, errors.New("webhook: invalid options: negative size limit")

@@ -242,9 +242,12 @@ func TestHeadersAndShape(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	for _, u := range []string{"", "ftp://x", "http://", "://"} {
-		if _, err := webhook.New(webhook.Options{URL: u}); err == nil {
+	for _, u := range []string{"", "ftp://x", "http://", "://", "ftp://user:s3cret@x", "http://user:s3cret@x:bad port"} {
+		_, err := webhook.New(webhook.Options{URL: u})
+		if err == nil {
 			t.Errorf("New(URL %q) = nil error", u)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(URL %q) = %v: the error shows the password", u, err)
 		}
 	}
 }
