@@ -13,7 +13,11 @@ import (
 )
 
 // An implementation runs the suite from a test of its own, here for
-// queue/memory, which keeps nothing across Close.
+// queue/memory, which keeps nothing across Close. Run needs the
+// *testing.T that go test gives a test function, and prints nothing an
+// Output comment could check, so this example is compiled but not run:
+// the body of testConformance is what goes in the implementation's
+// func TestConformance(t *testing.T), as queue/memory's own test does.
 func ExampleRun() {
 	testConformance := func(t *testing.T) {
 		queuetest.Run(t, queuetest.Harness{
@@ -23,7 +27,7 @@ func ExampleRun() {
 			},
 		})
 	}
-	_ = testConformance // in a _test.go file: func TestConformance(t *testing.T) { ... }
+	_ = testConformance
 }
 
 // A Clock moves only when told, so that a test sees a lock end exactly
