@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 echo "== go modules"
 go mod download
 
+echo "== C compiler (go test -race needs cgo)"
+if ! command -v gcc >/dev/null || [ "$(go env CGO_ENABLED)" != 1 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev
+  export CGO_ENABLED=1
+fi
+
 echo "== Node.js device SDK (for end-to-end tests with the official Azure IoT SDK)"
 if [ -f internal/nodesdk/package-lock.json ]; then
   (cd internal/nodesdk && npm ci --no-audit --no-fund --loglevel=error)
