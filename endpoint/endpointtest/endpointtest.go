@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,15 +59,13 @@ type HoldingSink interface {
 	Holding(t *testing.T) bool
 }
 
-var runs atomic.Int64
-
 // Run runs the conformance suite against the harness.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.Timeout == 0 {
 		h.Timeout = 20 * time.Second
 	}
-	s := &suite{h: h, run: runs.Add(1)}
+	s := &suite{h: h, run: rand.Uint64()}
 	t.Run("OrderAcrossBatches", s.order)
 	t.Run("AtLeastOnceUnderFailures", s.atLeastOnce)
 	t.Run("Oversized", s.oversized)
@@ -78,8 +76,11 @@ func Run(t *testing.T, h Harness) {
 }
 
 type suite struct {
-	h   Harness
-	run int64
+	h Harness
+	// run is a random number in every message id of this Run, so that two
+	// Runs against one sink (a broker queue shared by tests, -count=2) never
+	// see each other's messages as their own.
+	run uint64
 }
 
 func (s *suite) open(t *testing.T) (endpoint.Endpoint, Sink) {
@@ -97,7 +98,7 @@ func (s *suite) messages(t *testing.T, n, bodySize int) []*hubkit.Message {
 	prefix := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())
 	msgs := make([]*hubkit.Message, n)
 	for i := range msgs {
-		id := fmt.Sprintf("%s.%d.%d", prefix, s.run, i)
+		id := fmt.Sprintf("%s.%x.%d", prefix, s.run, i)
 		body := []byte(fmt.Sprintf(`{"n":%d}`, i))
 		if bodySize > len(body) {
 			body = append(body, bytes.Repeat([]byte{' '}, bodySize-len(body))...)
