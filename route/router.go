@@ -141,7 +141,10 @@ type Config struct {
 	// Routing is the initial configuration. The zero value has no routes
 	// and the default fallback: all telemetry goes to the built-in endpoint.
 	Routing Routing
-	// HubName is the value of the $iothubname enrichment.
+	// HubName is the value of the $iothubname enrichment: the hub's name,
+	// the first label of its host name (hub.New passes "myhub" for
+	// myhub.azure-devices.net). Empty means such enrichments stamp their
+	// property with an empty value; nothing else reads HubName.
 	HubName string
 	// Twins supplies device twins for $twin conditions and enrichments.
 	// Nil means no device has a twin: $twin reads as undefined.

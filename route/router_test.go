@@ -414,6 +414,21 @@ func TestEnrich(t *testing.T) {
 	}
 }
 
+// TestEnrichEmptyHubName checks what Config.HubName documents for its
+// zero value: $iothubname stamps an empty property.
+func TestEnrichEmptyHubName(t *testing.T) {
+	tb := newTable(t, route.Config{Routing: route.Routing{Enrichments: []route.Enrichment{
+		{Key: "hub", Value: "$iothubname", Endpoints: []string{"store"}},
+	}}})
+	out, err := tb.Enrich(context.Background(), "store", messageM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := out.Properties.Lookup("hub"); !ok || p.Value != "" || p.Null {
+		t.Errorf("hub = %+v, %v; want an empty, non-null property", p, ok)
+	}
+}
+
 func TestDryRun(t *testing.T) {
 	provider := func(context.Context, string, string) ([]byte, error) {
 		t.Error("DryRun fetched a twin from the provider")
