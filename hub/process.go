@@ -66,6 +66,9 @@ func (h *Hub) Process(ctx context.Context, group string, opts ProcessOptions, ha
 		opts.Start = Earliest()
 	}
 	if _, err := h.consumerGroup(ctx, group); err != nil {
+		if ctx.Err() != nil {
+			return nil // ctx ended before the first read
+		}
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)

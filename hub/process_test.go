@@ -244,6 +244,13 @@ func TestProcessRefusesBadArguments(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ctx ended before the start", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := r.Process(ctx, "devhub-or-any", hub.ProcessOptions{}, ok); err != nil {
+			t.Fatalf("Process with an ended ctx = %v, want nil", err)
+		}
+	})
 	t.Run("closed hub", func(t *testing.T) {
 		r.close(t)
 		if err := r.Process(ctxFor(t, 10*time.Second), hub.DefaultConsumerGroup, hub.ProcessOptions{}, ok); !errors.Is(err, hubkit.ErrClosed) {
