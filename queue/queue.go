@@ -202,9 +202,18 @@ type EnqueueOptions struct {
 }
 
 // ReceiveOptions are the settings of [DeviceQueues.Receive].
+//
+// Warning: the zero value is refused. Lock has no default, because how
+// long a message stays locked is the receiver's decision (IoT Hub's
+// minute, an HTTPS client's IotHub-MessageLockTimeout), not the store's,
+// so Receive with ReceiveOptions{} returns an error wrapping
+// hubkit.ErrArgumentInvalid; set Lock. The other fields' zero values are
+// the usual choice: wait for a message, and lock it durably.
 type ReceiveOptions struct {
 	// Lock is how long the message stays invisible to other receivers
-	// before it becomes visible again. It must be positive.
+	// before it becomes visible again. It must be positive: zero or a
+	// negative duration makes Receive return an error wrapping
+	// hubkit.ErrArgumentInvalid, and there is no default.
 	Lock time.Duration
 	// NoWait makes Receive return ErrEmpty at once when no message is
 	// visible, instead of waiting.
