@@ -793,8 +793,8 @@ func testQueueBadInput(t *testing.T, e *env) {
 	}
 	enqueue(t, e, "d", "0", queue.EnqueueOptions{})
 	for _, l := range []time.Duration{0, -time.Second} {
-		if _, err := e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: l, NoWait: true}); err == nil {
-			t.Errorf("%s: Receive with Lock %v returned no error", rule, l)
+		if _, err := e.q.Receive(e.ctx, "d", queue.ReceiveOptions{Lock: l, NoWait: true}); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+			t.Errorf("%s: Receive with Lock %v = %v, want an error wrapping hubkit.ErrArgumentInvalid", rule, l, err)
 		}
 	}
 	if n := qlen(t, e, "d"); n != 1 {
