@@ -108,7 +108,7 @@ func (f *feedback) run() error {
 				select {
 				case <-readCtx.Done():
 					return
-				case <-time.After(time.Second):
+				case <-h.cfg.Clock.After(time.Second):
 				}
 				continue
 			}
@@ -249,7 +249,7 @@ func (f *feedback) flush(recs []pendingRecord, next uint64, log *slog.Logger) er
 		select {
 		case <-h.ctx.Done():
 			return h.ctx.Err()
-		case <-time.After(time.Second):
+		case <-h.cfg.Clock.After(time.Second):
 		}
 	}
 }
