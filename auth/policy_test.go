@@ -12,17 +12,20 @@ import (
 
 func TestPermission(t *testing.T) {
 	for _, tc := range []struct {
+		name    string
 		p, need auth.Permission
 		want    bool
 	}{
-		{auth.RegistryWrite, auth.RegistryRead, true},
-		{auth.RegistryRead, auth.RegistryWrite, false},
-		{auth.ServiceConnect, auth.DeviceConnect, false},
-		{auth.RegistryRead | auth.DeviceConnect, auth.DeviceConnect | auth.RegistryRead, true},
+		{"write implies read", auth.RegistryWrite, auth.RegistryRead, true},
+		{"read does not imply write", auth.RegistryRead, auth.RegistryWrite, false},
+		{"service connect is not device connect", auth.ServiceConnect, auth.DeviceConnect, false},
+		{"several rights in any order", auth.RegistryRead | auth.DeviceConnect, auth.DeviceConnect | auth.RegistryRead, true},
 	} {
-		if got := tc.p.Has(tc.need); got != tc.want {
-			t.Errorf("(%v).Has(%v) = %v", tc.p, tc.need, got)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.Has(tc.need); got != tc.want {
+				t.Errorf("(%v).Has(%v) = %v", tc.p, tc.need, got)
+			}
+		})
 	}
 	var p auth.Permission
 	if err := p.UnmarshalText([]byte("registryReadWrite, ServiceConnect")); err != nil || p != auth.RegistryRead|auth.RegistryWrite|auth.ServiceConnect {
@@ -77,9 +80,18 @@ func TestPoliciesDefaultsAndPersistence(t *testing.T) {
 	if _, ok := again.Get("service"); ok {
 		t.Error("deleted policy came back")
 	}
-	for _, bad := range []auth.Policy{{KeyName: ""}, {KeyName: "a/b"}, {KeyName: "k", PrimaryKey: "c2hvcnQ="}} {
-		if err := p.Set(ctx, bad); !errors.Is(err, hubkit.ErrArgumentInvalid) {
-			t.Errorf("Set(%+v) = %v, want ArgumentInvalid", bad, err)
-		}
+	for _, tc := range []struct {
+		name string
+		bad  auth.Policy
+	}{
+		{"empty key name", auth.Policy{KeyName: ""}},
+		{"slash in key name", auth.Policy{KeyName: "a/b"}},
+		{"primary key too short", auth.Policy{KeyName: "k", PrimaryKey: "c2hvcnQ="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.Set(ctx, tc.bad); !errors.Is(err, hubkit.ErrArgumentInvalid) {
+				t.Errorf("Set(%+v) = %v, want ArgumentInvalid", tc.bad, err)
+			}
+		})
 	}
 }
