@@ -171,43 +171,47 @@ func TestValidateC2DProperties(t *testing.T) {
 
 func TestIsToken(t *testing.T) {
 	for _, c := range []struct {
+		name string
 		s    string
 		want bool
 	}{
-		{"", true},
-		{"abcXYZ019", true},
-		{"!#$%&'*+-.^_`|~", true},
-		{"a b", false},
-		{"a:b", false},
-		{"a/b", false},
-		{`a"b`, false},
-		{"a,b", false},
-		{"a(b)", false},
-		{"é", false},
-		{"a\tb", false},
+		{"empty", "", true},
+		{"letters and digits", "abcXYZ019", true},
+		{"every special", "!#$%&'*+-.^_`|~", true},
+		{"space", "a b", false},
+		{"colon", "a:b", false},
+		{"slash", "a/b", false},
+		{"double quote", `a"b`, false},
+		{"comma", "a,b", false},
+		{"parentheses", "a(b)", false},
+		{"non-ASCII", "é", false},
+		{"tab", "a\tb", false},
 	} {
-		if got := hubkit.IsToken(c.s); got != c.want {
-			t.Errorf("IsToken(%q) = %v, want %v", c.s, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := hubkit.IsToken(c.s); got != c.want {
+				t.Errorf("IsToken(%q) = %v, want %v", c.s, got, c.want)
+			}
+		})
 	}
 }
 
 func TestParseAck(t *testing.T) {
 	for _, c := range []struct {
+		name               string
 		in                 string
 		want               hubkit.Ack
 		positive, negative bool
 		ok                 bool
 	}{
-		{"", hubkit.AckNone, false, false, true},
-		{"none", hubkit.AckNone, false, false, true},
-		{"positive", hubkit.AckPositive, true, false, true},
-		{"Negative", hubkit.AckNegative, false, true, true},
-		{"FULL", hubkit.AckFull, true, true, true},
-		{"yes", "", false, false, false},
-		{" full", "", false, false, false},
+		{"empty means none", "", hubkit.AckNone, false, false, true},
+		{"none", "none", hubkit.AckNone, false, false, true},
+		{"positive", "positive", hubkit.AckPositive, true, false, true},
+		{"capitalised", "Negative", hubkit.AckNegative, false, true, true},
+		{"upper case", "FULL", hubkit.AckFull, true, true, true},
+		{"unknown", "yes", "", false, false, false},
+		{"leading space", " full", "", false, false, false},
 	} {
-		t.Run(c.in, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			got, err := hubkit.ParseAck(c.in)
 			if !c.ok {
 				if !errors.Is(err, hubkit.ErrArgumentInvalid) {
