@@ -152,23 +152,38 @@ func TestKeyErrors(t *testing.T) {
 	if _, err := codec.AppendKey(nil, codec.Key{Space: codec.SpaceStream, Name: string(make([]byte, codec.MaxNameLen+1))}); err == nil {
 		t.Error("AppendKey accepted a name longer than MaxNameLen")
 	}
-	for _, b := range [][]byte{nil, {0x99}, {byte(codec.SpaceStream), 0, 5, 'a'}, {byte(codec.SpaceOutcome), 1, 2}} {
-		if _, err := codec.ParseKey(b); !errors.Is(err, codec.ErrCorrupt) {
-			t.Errorf("ParseKey(%x) = %v, want ErrCorrupt", b, err)
-		}
+	for _, tt := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"unknown space", []byte{0x99}},
+		{"name shorter than its length", []byte{byte(codec.SpaceStream), 0, 5, 'a'}},
+		{"truncated sequence", []byte{byte(codec.SpaceOutcome), 1, 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := codec.ParseKey(tt.b); !errors.Is(err, codec.ErrCorrupt) {
+				t.Errorf("ParseKey(%x) = %v, want ErrCorrupt", tt.b, err)
+			}
+		})
 	}
 }
 
 func TestPrefixEnd(t *testing.T) {
-	tests := []struct{ in, want []byte }{
-		{[]byte{1, 2}, []byte{1, 3}},
-		{[]byte{1, 0xff}, []byte{2}},
-		{[]byte{0xff}, nil},
+	tests := []struct {
+		name     string
+		in, want []byte
+	}{
+		{"last byte incremented", []byte{1, 2}, []byte{1, 3}},
+		{"trailing 0xff dropped", []byte{1, 0xff}, []byte{2}},
+		{"all 0xff has no end", []byte{0xff}, nil},
 	}
 	for _, tt := range tests {
-		if got := codec.PrefixEnd(tt.in); !bytes.Equal(got, tt.want) {
-			t.Errorf("PrefixEnd(%x) = %x, want %x", tt.in, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := codec.PrefixEnd(tt.in); !bytes.Equal(got, tt.want) {
+				t.Errorf("PrefixEnd(%x) = %x, want %x", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 
