@@ -230,12 +230,15 @@ type Metrics struct {
 // dead endpoint never delays another.
 //
 // A Delivery is safe for concurrent use: the hub calls Run from a goroutine
-// it owns and Close, Health, Metrics and Wake from any goroutine.
+// it owns and Close, Stop, Health, Metrics and Wake from any goroutine.
 type Delivery struct {
 	cfg   DeliveryConfig
 	log   *slog.Logger
 	clock Clock
 	wake  chan struct{}
+
+	stop     chan struct{} // closed by Stop
+	stopOnce sync.Once
 
 	delivered, sends, failures atomic.Uint64
 	dropped                    [numDropReasons]atomic.Uint64
@@ -259,17 +262,21 @@ func NewDelivery(cfg DeliveryConfig) (*Delivery, error) {
 		log:    cfg.Logger.With("component", "endpoint", "endpoint", cfg.Name),
 		clock:  cfg.Clock,
 		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
 		health: Health{EndpointID: cfg.Name, Status: Unknown},
 	}, nil
 }
 
-// Run delivers until ctx ends or Close is called, then returns nil once
-// its goroutines have stopped; a Send in flight has its ctx cancelled, and
-// what the endpoint had accepted is still committed (waiting at most 5 s
-// for the store), so that a restart does not send it again. It
-// returns an error when the store fails (reading, or committing the
-// cursor), and hubkit.ErrClosed when called after Close. Run may be called
-// only once at a time.
+// Run delivers until ctx ends, Close is called or Stop is, then returns
+// nil once its goroutines have stopped. When ctx ends or Close is called,
+// a Send in flight has its ctx cancelled, and what the endpoint had
+// accepted is still committed (waiting at most 5 s for the store), so that
+// a restart does not send it again; after Stop the Send in flight finishes
+// first. It returns an error when the store fails (reading, or committing
+// the cursor), after recording it in Health as unhealthy with
+// LastKnownError, and hubkit.ErrClosed when called after Close. Run may be
+// called again after it returned, and resumes from the durable cursor,
+// but only once at a time.
 func (d *Delivery) Run(ctx context.Context) error {
 	d.mu.Lock()
 	switch {
@@ -293,11 +300,35 @@ func (d *Delivery) Run(ctx context.Context) error {
 	}()
 
 	err := d.run(ctx)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, errStopped) {
 		return nil
+	}
+	if err != nil {
+		// The loop that would move health on is gone: record why here,
+		// so that the endpoint does not look healthy while it delivers
+		// nothing.
+		d.setError(err)
+		d.mu.Lock()
+		if d.health.Status != Dead {
+			d.health.Status = Unhealthy
+		}
+		d.mu.Unlock()
 	}
 	return err
 }
+
+// errStopped ends the loop after Stop, so that its errgroup stops the readers.
+var errStopped = errors.New("endpoint: delivery stopped")
+
+// Stop asks Run to return once the batch being delivered is done: no new
+// batch starts, a Send in flight finishes (within SendTimeout) and what the
+// endpoint accepted is committed, while a backoff or linger wait ends at
+// once; records read but not sent stay in the store for the next Run. Stop
+// does not wait: Run's return tells when it is done. A Run called after
+// Stop returns nil at once. Close, or Run's ctx ending, still cancels the
+// Send in flight, which bounds a graceful stop. Stop is idempotent and safe
+// to call from any goroutine.
+func (d *Delivery) Stop() { d.stopOnce.Do(func() { close(d.stop) }) }
 
 func (d *Delivery) run(ctx context.Context) error {
 	c := &d.cfg
@@ -436,6 +467,11 @@ type loop struct {
 func (l *loop) run(ctx context.Context) error {
 	d := l.d
 	for {
+		select {
+		case <-d.stop:
+			return errStopped
+		default:
+		}
 		if len(l.pending) == 0 {
 			if err := l.collect(ctx); err != nil {
 				return err
@@ -521,6 +557,8 @@ func (l *loop) collect(ctx context.Context) error {
 		select {
 		case r := <-l.records:
 			add(r)
+		case <-l.d.stop:
+			return errStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -548,6 +586,8 @@ func (l *loop) collect(ctx context.Context) error {
 			}
 		case <-linger:
 			return nil
+		case <-l.d.stop:
+			return errStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -751,6 +791,8 @@ func (l *loop) backoff(ctx context.Context) error {
 	select {
 	case <-d.clock.After(wait):
 	case <-d.wake:
+	case <-d.stop:
+		return errStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
