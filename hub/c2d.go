@@ -80,7 +80,7 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, msg *hubkit.Message)
 // queue.ErrEmpty when none is. opts.Volatile keeps the lock in memory
 // only (see [queue.ReceiveOptions]).
 func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.ReceiveOptions) (queue.Delivery, error) {
-	if err := h.running(); err != nil {
+	if err := h.serving(); err != nil {
 		return queue.Delivery{}, err
 	}
 	if opts.Lock <= 0 {
@@ -106,7 +106,7 @@ func (h *Hub) ReceiveC2D(ctx context.Context, deviceID string, opts queue.Receiv
 // release. An unknown or expired lock token gives an error wrapping
 // hubkit.ErrDeviceMessageLockLost.
 func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker.Settlement) error {
-	if err := h.running(); err != nil {
+	if err := h.serving(); err != nil { // a broker stopping releases and completes
 		return err
 	}
 	var err error
@@ -141,7 +141,7 @@ func (h *Hub) Settle(ctx context.Context, deviceID, lockToken string, how broker
 // one error per token, in token order, nil for each completed message.
 func (h *Hub) CompleteC2D(ctx context.Context, deviceID string, lockTokens []string) []error {
 	var errs []error
-	if err := h.running(); err != nil {
+	if err := h.serving(); err != nil {
 		errs = make([]error, len(lockTokens))
 		for i := range errs {
 			errs[i] = err

@@ -41,15 +41,18 @@ func (s *connectionStates) add(c auth.ConnectionChange) {
 }
 
 // runConnectionStates writes what is pending until ctx ends, then writes what is left
-// once more, so that Shutdown and Close leave the registry current.
+// once more, so that Shutdown and Close leave the registry current. Writes
+// ignore ctx: a wake-up chosen after ctx ended must not drop the
+// disconnects the stopping brokers reported.
 func (h *Hub) runConnectionStates(ctx context.Context) error {
 	s := h.states
+	wctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-s.wake:
-			h.flushConnectionStates(ctx)
+			h.flushConnectionStates(wctx)
 		case <-ctx.Done():
-			h.flushConnectionStates(context.WithoutCancel(ctx))
+			h.flushConnectionStates(wctx)
 			return nil
 		}
 	}

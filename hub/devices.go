@@ -30,9 +30,12 @@ func (h *Hub) Connected(ctx context.Context, id auth.Identity) { h.connection(ct
 func (h *Hub) Disconnected(ctx context.Context, id auth.Identity) { h.connection(ctx, id, false) }
 
 func (h *Hub) connection(ctx context.Context, id auth.Identity, connected bool) {
-	if h.running() != nil {
+	if h.serving() != nil {
 		return
 	}
+	// A broker stopping reports disconnects with its ctx already
+	// cancelled: the activity and the event must be recorded all the same.
+	ctx = context.WithoutCancel(ctx)
 	now := h.cfg.Clock.Now().UTC()
 	op, delta := "deviceDisconnected", int64(-1)
 	if connected {

@@ -6,14 +6,21 @@
 //
 // # Lifecycle
 //
-// [New] checks a [Config] and builds a [Hub] without running anything.
-// [Hub.Start] opens the store (Pebble in Config.Dir unless Config.Queue is
-// set), recovers cursors, queues and the feedback journal, starts the
-// background work and then the brokers. [Hub.Shutdown] stops the brokers,
-// commits what was handed over, flushes batched feedback and waits for
-// every goroutine; [Hub.Close] stops at once. After either, every method
-// returns hubkit.ErrClosed. A hub has no global state: a process may run
-// several, each on its own store.
+// [New] checks a [Config], endpoint delivery settings included, and builds
+// a [Hub] without running anything. [Hub.Start] opens the store (Pebble in
+// Config.Dir unless Config.Queue is set), recovers cursors, queues and the
+// feedback journal, starts the background work and then the brokers.
+// [Hub.Shutdown] stops the brokers, commits what was handed over, flushes
+// batched feedback, lets each endpoint's send in flight finish and waits
+// for every goroutine; [Hub.Close] stops at once, and ends a Start in
+// progress first. While either stops the brokers, the hub refuses new work
+// but still serves the brokers' own calls (messages handed over,
+// settlements, releases of unacknowledged cloud-to-device messages,
+// disconnects), so that the store and the registry are left current. After
+// either, every method returns hubkit.ErrClosed. A second Shutdown waits
+// for the first. An endpoint's delivery stopped by a store error starts
+// again after a backoff, its health unhealthy meanwhile. A hub has no
+// global state: a process may run several, each on its own store.
 //
 // # Device-to-cloud
 //
@@ -48,6 +55,8 @@
 // registry's write lock, then the mutex of the disconnects waiting for the
 // brokers, which the registry's OnChange takes. groupsMu serialises
 // consumer group changes and the connection-state writer's mutex guards
-// the states waiting for the registry; neither is held with another. The
-// D2C committer (internal/groupcommit) guards its own channel.
+// the states waiting for the registry; neither is held with another.
+// lifeMu, held by Start and by Shutdown and Close while they change the
+// hub's state, is taken before any of these and never under one. The D2C
+// committer (internal/groupcommit) guards its own channel.
 package hub

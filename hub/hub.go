@@ -25,10 +25,14 @@ import (
 // has opened it.
 var ErrNotStarted = errors.New("hub: not started")
 
-// Hub states.
+// Hub states. A hub goes from new to starting (Start runs, or failed)
+// and to running, then through stopping (Shutdown or Close stops the
+// brokers) to closed; Close of a hub that never ran goes to closed at once.
 const (
 	stateNew int32 = iota
+	stateStarting
 	stateRunning
+	stateStopping // only the brokers' calls are served, until every broker has returned
 	stateClosed
 )
 
@@ -41,7 +45,14 @@ type Hub struct {
 	log  *slog.Logger
 	name string // the hub name: first label of HostName
 
-	state atomic.Int32
+	// lifeMu is held by Start throughout and by Shutdown and Close while
+	// they change state, so that Close never tears down what a running
+	// Start is still making: it ends startup through startCtx, then waits
+	// for lifeMu.
+	lifeMu      sync.Mutex
+	state       atomic.Int32
+	startCtx    context.Context // cancelled by Shutdown and Close, ending a Start in progress
+	cancelStart context.CancelFunc
 
 	// Set by Start, read-only afterwards.
 	q        queue.DurableQueue
@@ -58,10 +69,13 @@ type Hub struct {
 	commits *groupcommit.Committer // the D2C committer, made by Start
 
 	router        route.Router
-	enricher      route.Enricher  // nil when router is not one
-	streams       map[string]bool // the endpoint streams: events and each custom endpoint
-	unknownWarned sync.Map        // endpoint name → *atomic.Int64: unix nanoseconds of the last warning that a route names it
-	deliveries    []*endpoint.Delivery
+	enricher      route.Enricher       // nil when router is not one
+	streams       map[string]bool      // the endpoint streams: events and each custom endpoint
+	unknownWarned sync.Map             // endpoint name → *atomic.Int64: unix nanoseconds of the last warning that a route names it
+	deliveries    []*endpoint.Delivery // made by New
+	store         *storeRef            // the deliveries' store, set by Start
+	delivering    sync.WaitGroup       // the delivery loops, joined by Shutdown before it cancels the rest
+	endDelivery   chan struct{}        // closed by Shutdown: delivery loops return instead of retrying
 
 	// deviceLocks order SendC2D against DeleteDevice per device, striped
 	// by device id (see deviceLock). Lock order: a stripe, then the
@@ -81,7 +95,13 @@ type Hub struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    chan struct{} // closed when close has finished
 }
+
+// storeRef is the store as the deliveries see it: New makes them, so that
+// a bad DeliveryConfig fails New, before Start opens the store and sets
+// Streams.
+type storeRef struct{ queue.Streams }
 
 var _ broker.Hub = (*Hub)(nil)
 
@@ -114,9 +134,31 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.enricher, _ = h.router.(route.Enricher)
 	h.streams = map[string]bool{EventsStream: true}
+	h.store = &storeRef{}
+	var problems []error
 	for _, e := range cfg.Endpoints {
 		h.streams[e.Name] = true
+		dc := e.Delivery
+		dc.Name, dc.Endpoint, dc.Streams, dc.Stream, dc.Partitions = e.Name, e.Endpoint, h.store, e.Name, cfg.Partitions
+		if dc.Logger == nil {
+			dc.Logger = cfg.Logger
+		}
+		if dc.Clock == nil {
+			dc.Clock = cfg.Clock
+		}
+		d, err := endpoint.NewDelivery(dc)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("endpoint %s: %w", e.Name, err))
+			continue
+		}
+		h.deliveries = append(h.deliveries, d)
 	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("hub: invalid config: %w", errors.Join(problems...))
+	}
+	h.endDelivery = make(chan struct{})
+	h.closed = make(chan struct{})
+	h.startCtx, h.cancelStart = context.WithCancel(context.Background())
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.group, h.ctx = errgroup.WithContext(h.ctx)
 	return h, nil
@@ -137,14 +179,35 @@ func (h *Hub) HostName() string { return h.cfg.HostName }
 
 // Start opens the store, recovers the hub's state, starts its background
 // work and then its brokers, and returns once devices can connect. ctx
-// bounds startup only. Start may be called once.
+// bounds startup only; Shutdown or Close called meanwhile ends it too, and
+// Start then returns an error wrapping hubkit.ErrClosed. Start may be
+// called once. After it failed, Shutdown or Close stops what it started.
 func (h *Hub) Start(ctx context.Context) error {
-	if !h.state.CompareAndSwap(stateNew, stateRunning) {
-		if h.state.Load() == stateClosed {
-			return hubkit.ErrClosed
-		}
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	switch h.state.Load() {
+	case stateNew:
+	case stateStopping, stateClosed:
+		return hubkit.ErrClosed
+	default:
 		return errors.New("hub: already started")
 	}
+	h.state.Store(stateStarting)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.startCtx, cancel)()
+	if err := h.start(ctx); err != nil {
+		if h.startCtx.Err() != nil {
+			return fmt.Errorf("%w: start interrupted: %w", hubkit.ErrClosed, err)
+		}
+		return err
+	}
+	h.log.InfoContext(ctx, "hub started", "host", h.cfg.HostName, "partitions", h.cfg.Partitions)
+	return nil
+}
+
+// start is Start's work; Start holds lifeMu.
+func (h *Hub) start(ctx context.Context) error {
 	h.q = h.cfg.Queue
 	if h.q == nil {
 		q, err := h.openStore()
@@ -153,6 +216,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 		h.q, h.ownQueue = q, true
 	}
+	h.store.Streams = h.q
 	h.commits = groupcommit.New(h.q, groupcommit.Options{OnError: h.commitFailed})
 	if err := h.openAuth(ctx); err != nil {
 		return err
@@ -164,22 +228,6 @@ func (h *Hub) Start(ctx context.Context) error {
 		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: storeRetention(e.Delivery)}); err != nil {
 			return fmt.Errorf("hub: set retention of %s: %w", e.Name, err)
 		}
-		dc := e.Delivery
-		dc.Name, dc.Endpoint, dc.Streams, dc.Stream, dc.Partitions = e.Name, e.Endpoint, h.q, e.Name, h.cfg.Partitions
-		if dc.Logger == nil {
-			dc.Logger = h.cfg.Logger
-		}
-		if dc.Clock == nil {
-			dc.Clock = h.cfg.Clock
-		}
-		d, err := endpoint.NewDelivery(dc)
-		if err != nil {
-			return fmt.Errorf("hub: endpoint %s: %w", e.Name, err)
-		}
-		h.deliveries = append(h.deliveries, d)
-	}
-	if err := h.ensureDefaultGroup(ctx); err != nil {
-		return err
 	}
 	fb, err := h.newFeedback(ctx)
 	if err != nil {
@@ -190,22 +238,55 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.group.Go(fb.run)
 	h.group.Go(func() error { return h.runConnectionStates(h.ctx) })
 	for _, d := range h.deliveries {
+		h.delivering.Add(1)
 		h.group.Go(func() error {
-			// A store failure stops this endpoint only, never the hub.
-			if err := d.Run(h.ctx); err != nil {
-				h.log.LogAttrs(h.ctx, slog.LevelError, "endpoint delivery stopped", slog.String("endpoint", d.Health().EndpointID), slog.Any("err", err))
-			}
+			defer h.delivering.Done()
+			h.deliver(d)
 			return nil
 		})
+	}
+	h.group.Go(func() error { return h.runDisconnects(h.ctx) })
+	// The hub serves calls from here on, its own first; a Start failing
+	// later leaves a hub that Shutdown drains like any other.
+	h.state.Store(stateRunning)
+	if err := h.ensureDefaultGroup(ctx); err != nil {
+		return err
 	}
 	for i, b := range h.cfg.Brokers {
 		if err := b.Start(ctx, h); err != nil {
 			return fmt.Errorf("hub: start broker %d: %w", i, err)
 		}
 	}
-	h.group.Go(func() error { return h.runDisconnects(h.ctx) })
-	h.log.InfoContext(ctx, "hub started", "host", h.cfg.HostName, "partitions", h.cfg.Partitions)
 	return nil
+}
+
+// deliver runs an endpoint's delivery until the hub stops. A store failure
+// ends d.Run, which records it in the endpoint's health; deliver runs it
+// again after a wait on the hub clock, 1 s doubling up to a minute and
+// back to 1 s once a send succeeded, so that a passing store error never
+// stops an endpoint for good.
+func (h *Hub) deliver(d *endpoint.Delivery) {
+	wait := time.Second
+	for {
+		err := d.Run(h.ctx)
+		if err == nil { // stopped, or the hub closes
+			return
+		}
+		failed := h.cfg.Clock.Now()
+		h.log.LogAttrs(h.ctx, slog.LevelWarn, "endpoint delivery failed: retrying", slog.String("endpoint", d.Health().EndpointID),
+			slog.Duration("retry_in", wait), slog.Any("err", err))
+		select {
+		case <-h.cfg.Clock.After(wait):
+		case <-h.endDelivery:
+			return
+		case <-h.ctx.Done():
+			return
+		}
+		wait = min(2*wait, time.Minute)
+		if d.Health().LastSuccessfulSendAttemptTime.After(failed) {
+			wait = time.Second
+		}
+	}
 }
 
 // storeRetention is the store retention of an endpoint's stream: as long
@@ -225,55 +306,92 @@ func storeRetention(dc endpoint.DeliveryConfig) time.Duration {
 }
 
 // Shutdown stops the hub gracefully: it shuts the brokers down (they let
-// messages already handed over finish), stops accepting new work, commits
-// what is pending, flushes pending feedback, waits for every goroutine and
-// closes the store if the hub opened it. When ctx ends first it falls back
-// to Close and returns ctx.Err(). Shutdown and Close are idempotent;
-// afterwards every method returns hubkit.ErrClosed.
+// messages already handed over finish, and the hub serves their calls
+// until every broker has returned), commits what is pending, flushes
+// pending feedback, lets each endpoint's send in flight finish, waits for
+// every goroutine and closes the store if the hub opened it. When ctx ends
+// first it falls back to Close and returns ctx.Err(). A Shutdown called
+// while another runs waits for it (or for its own ctx, then closes). A hub
+// that is not running (never started, or its Start failed or is still
+// running) has nothing to drain: Shutdown closes it. Shutdown and Close
+// are idempotent; afterwards every method returns hubkit.ErrClosed.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	if was := h.state.Swap(stateClosed); was != stateRunning {
-		return h.close(was)
+	h.cancelStart()
+	h.lifeMu.Lock()
+	was := h.state.Load()
+	if was == stateRunning {
+		h.state.Store(stateStopping)
+	}
+	h.lifeMu.Unlock()
+	switch was {
+	case stateStopping: // another Shutdown or a Close
+		select {
+		case <-h.closed:
+		case <-ctx.Done():
+			h.close()
+			return ctx.Err()
+		}
+		return h.close()
+	case stateRunning:
+	default:
+		return h.close()
 	}
 	done := make(chan error, 1)
-	go func() { // joined below, or abandoned only after Close has stopped all it waits for
-		var errs []error
-		for i, b := range h.cfg.Brokers {
-			if err := b.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("hub: shut down broker %d: %w", i, err))
-			}
-		}
-		if h.commits != nil { // nil when Start failed before it
-			h.commits.Stop()
-			select { // every pending ingest is committed and done
-			case <-h.commits.Drained():
-			case <-h.ctx.Done(): // Close, or a Start that failed before the committer ran
-			}
-		}
-		h.fb.stop() // flushes what is batched, then returns
-		h.cancel()
-		errs = append(errs, h.group.Wait())
-		done <- errors.Join(errs...)
-	}()
+	go func() { done <- h.drain(ctx) }() // joined below, or abandoned only after Close has stopped all it waits for
 	select {
 	case err := <-done:
-		return errors.Join(err, h.close(stateRunning))
+		return errors.Join(err, h.close())
 	case <-ctx.Done():
-		h.close(stateRunning)
+		h.close()
 		<-done
 		return ctx.Err()
 	}
 }
 
-// Close stops the hub at once: it closes the brokers, fails pending
-// ingests with hubkit.ErrClosed, stops every goroutine and waits for them,
-// and closes the store if the hub opened it. Close is idempotent; afterwards
-// every method returns hubkit.ErrClosed.
-func (h *Hub) Close() error { return h.close(h.state.Swap(stateClosed)) }
+// drain is Shutdown's graceful part: brokers first, since their calls
+// still commit and settle, then the committer, feedback and deliveries.
+// Close ends every wait.
+func (h *Hub) drain(ctx context.Context) error {
+	var errs []error
+	for i, b := range h.cfg.Brokers {
+		if err := b.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("hub: shut down broker %d: %w", i, err))
+		}
+	}
+	h.commits.Stop()
+	select { // every pending ingest is committed and done
+	case <-h.commits.Drained():
+	case <-h.ctx.Done(): // Close
+	}
+	h.fb.stop() // flushes what is batched, then returns
+	close(h.endDelivery)
+	for _, d := range h.deliveries {
+		d.Stop() // the send in flight finishes; Close cancels it
+	}
+	h.delivering.Wait()
+	return errors.Join(errs...)
+}
 
-// close stops everything once; was is the state before closing began, so
-// that brokers never started are not closed.
-func (h *Hub) close(was int32) error {
+// Close stops the hub at once: it closes the brokers (serving their calls
+// until they have returned), fails pending ingests with hubkit.ErrClosed,
+// stops every goroutine and waits for them, and closes the store if the
+// hub opened it. Close during Start ends Start first. Close is idempotent;
+// afterwards every method returns hubkit.ErrClosed.
+func (h *Hub) Close() error { return h.close() }
+
+// close stops everything once; brokers are closed only if Start got to
+// them.
+func (h *Hub) close() error {
 	h.closeOnce.Do(func() {
+		h.cancelStart()
+		h.lifeMu.Lock() // a Start in progress returns soon: its ctx has ended
+		was := h.state.Load()
+		if was == stateRunning {
+			h.state.Store(stateStopping)
+		} else if was != stateStopping {
+			h.state.Store(stateClosed)
+		}
+		h.lifeMu.Unlock()
 		var errs []error
 		if was != stateNew {
 			for i, b := range h.cfg.Brokers {
@@ -282,6 +400,7 @@ func (h *Hub) close(was int32) error {
 				}
 			}
 		}
+		h.state.Store(stateClosed)
 		h.cancel()
 		if h.commits != nil {
 			h.commits.Stop()
@@ -307,6 +426,7 @@ func (h *Hub) close(was int32) error {
 		}
 		h.closeErr = errors.Join(errs...)
 		h.log.Info("hub closed")
+		close(h.closed)
 	})
 	return h.closeErr
 }
@@ -314,12 +434,22 @@ func (h *Hub) close(was int32) error {
 // running returns nil when the hub may serve calls.
 func (h *Hub) running() error {
 	switch h.state.Load() {
-	case stateNew:
+	case stateNew, stateStarting:
 		return ErrNotStarted
-	case stateClosed:
+	case stateStopping, stateClosed:
 		return hubkit.ErrClosed
 	}
 	return nil
+}
+
+// serving returns nil when the hub may serve a broker's call: while it
+// runs, and while Shutdown or Close stop the brokers, whose teardown
+// still ingests, settles, releases and reports disconnects.
+func (h *Hub) serving() error {
+	if h.state.Load() == stateStopping {
+		return nil
+	}
+	return h.running()
 }
 
 // bound returns a context that ends with ctx or when the hub closes, so
@@ -332,7 +462,7 @@ func (h *Hub) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // closedErr turns an error caused by the hub closing into hubkit.ErrClosed.
 func (h *Hub) closedErr(err error) error {
-	if err != nil && h.state.Load() == stateClosed && !errors.Is(err, hubkit.ErrClosed) {
+	if err != nil && h.state.Load() >= stateStopping && !errors.Is(err, hubkit.ErrClosed) {
 		return fmt.Errorf("%w: %w", hubkit.ErrClosed, err)
 	}
 	return err
@@ -341,7 +471,7 @@ func (h *Hub) closedErr(err error) error {
 // Authenticate checks a connection attempt with the configured
 // Authenticator.
 func (h *Hub) Authenticate(ctx context.Context, c auth.Credentials) (auth.Identity, error) {
-	if err := h.running(); err != nil {
+	if err := h.serving(); err != nil {
 		return auth.Identity{}, err
 	}
 	return h.authn.Authenticate(ctx, c)

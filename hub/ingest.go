@@ -42,7 +42,7 @@ func idHash(deviceID string) uint32 {
 // must not block. Ingest copies msg and waits only when the committer is
 // far behind, until ctx ends.
 func (h *Hub) Ingest(ctx context.Context, id auth.Identity, msg *hubkit.Message, done func(error)) {
-	if err := h.running(); err != nil {
+	if err := h.serving(); err != nil { // brokers draining still hand over messages
 		done(err)
 		return
 	}
