@@ -72,8 +72,7 @@ func (h *Hub) WakeEndpoints() {
 	}
 }
 
-// Endpoints returns the status of each custom endpoint, in Config order,
-// once the hub started.
+// Endpoints returns the status of each custom endpoint, in Config order.
 func (h *Hub) Endpoints() []EndpointStatus {
 	out := make([]EndpointStatus, len(h.deliveries))
 	for i, d := range h.deliveries {
