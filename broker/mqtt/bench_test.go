@@ -79,7 +79,7 @@ func startPlainMochi(b testing.TB) string {
 
 func startPebbleHub(b testing.TB) string {
 	b.Helper()
-	q, err := pebble.Open(b.TempDir(), pebble.Options{})
+	q, err := pebble.Open(b.TempDir(), pebble.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
