@@ -23,7 +23,10 @@ const (
 // run ends when every message is acknowledged and read by the consumer.
 //
 //   - mochi: plain mochi-mqtt, the devices publish and one client
-//     subscribed at QoS 1 to their topics receives.
+//     subscribed at QoS 1 to their topics receives. mochi drops what
+//     overflows a client's outbound buffer, now and then even with the
+//     deep buffers given here: it reports those as lost, and its rate
+//     counts the messages that arrived, until the last one did.
 //   - hubkit: a whole hub on Pebble, which fsyncs before every PUBACK; a
 //     consumer reads the $Default consumer group of every partition of the
 //     built-in endpoint. It reports its rate as a ratio to mochi's last
@@ -70,11 +73,11 @@ func BenchmarkD2C(b *testing.B) {
 
 	var mochiRate, hubRate float64
 	b.Run("mochi", func(b *testing.B) {
-		mochiRate = drive(b, mpubs, s, run.Add(1), 0, false)
+		mochiRate = drive(b, mpubs, s, run.Add(1), 0, false, true)
 		b.ReportMetric(mochiRate, "msgs/s")
 	})
 	b.Run("hubkit", func(b *testing.B) {
-		hubRate = drive(b, hpubs, s, run.Add(1), 0, false)
+		hubRate = drive(b, hpubs, s, run.Add(1), 0, false, false)
 		b.ReportMetric(hubRate, "msgs/s")
 		if mochiRate > 0 {
 			b.ReportMetric(hubRate/mochiRate, "x-mochi")
@@ -84,7 +87,7 @@ func BenchmarkD2C(b *testing.B) {
 		if hubRate == 0 {
 			b.Fatal("run the hubkit sub-benchmark first: it measures the peak")
 		}
-		rate := drive(b, hpubs, s, run.Add(1), hubRate/2, true)
+		rate := drive(b, hpubs, s, run.Add(1), hubRate/2, true, false)
 		p50, p99 := s.percentiles()
 		b.ReportMetric(rate, "msgs/s")
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
@@ -136,8 +139,9 @@ func subscriberLoop(c *client, s *sink) {
 // unacknowledged, at rate messages per second in all (0: as fast as
 // acknowledgements allow), and returns the end-to-end rate: messages per
 // second from the first send until the consumer saw the last. It fails
-// the benchmark if a message is lost.
-func drive(b *testing.B, pubs []*client, s *sink, run uint64, rate float64, latencies bool) float64 {
+// the benchmark if a message is lost, unless mayLose: then it reports the
+// lost messages and the rate of those that arrived.
+func drive(b *testing.B, pubs []*client, s *sink, run uint64, rate float64, latencies, mayLose bool) float64 {
 	b.Helper()
 	n := b.N
 	done := s.reset(run, n, latencies)
@@ -195,18 +199,26 @@ func drive(b *testing.B, pubs []*client, s *sink, run uint64, rate float64, late
 		}()
 	}
 	wg.Wait()
+	wait := 30 * time.Second
+	if mayLose {
+		wait = 2 * time.Second // what is still on its way arrives by then
+	}
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(wait):
 	}
-	elapsed := time.Since(start)
 	b.StopTimer()
-	unique, dups := s.result()
-	if unique != n {
+	unique, dups, last := s.result()
+	elapsed := last.Sub(start)
+	switch {
+	case unique == n:
+	case mayLose:
+		b.ReportMetric(float64(n-unique), "lost")
+	default:
 		b.Fatalf("the consumer saw %d of %d acknowledged messages (%d duplicates)", unique, n, dups)
 	}
 	if dups > 0 {
 		b.ReportMetric(float64(dups), "dups")
 	}
-	return float64(n) / elapsed.Seconds()
+	return float64(unique) / elapsed.Seconds()
 }

@@ -154,6 +154,7 @@ type sink struct {
 	seen   []bool
 	unique int
 	dups   int
+	last   time.Duration   // since base, when the newest unique message was seen
 	lat    []time.Duration // nil unless latencies are recorded
 	done   chan struct{}   // closed when every message of the run was seen
 }
@@ -197,6 +198,7 @@ func (s *sink) take(p []byte) {
 	}
 	s.seen[i] = true
 	s.unique++
+	s.last = now
 	if s.lat != nil {
 		s.lat = append(s.lat, now-sent)
 	}
@@ -205,11 +207,12 @@ func (s *sink) take(p []byte) {
 	}
 }
 
-// result returns how many messages were seen, and the duplicates.
-func (s *sink) result() (unique, dups int) {
+// result returns how many messages were seen, the duplicates, and when
+// the last one was seen.
+func (s *sink) result() (unique, dups int, last time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unique, s.dups
+	return s.unique, s.dups, s.base.Add(s.last)
 }
 
 // percentiles returns the p50 and p99 latencies of the run.
