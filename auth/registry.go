@@ -260,9 +260,8 @@ const maxMissing = 10000
 // are never modified once cached, only replaced, but for their activity
 // time, which Touch sets.
 type deviceEntry struct {
-	dev  *Device
-	keys keyPair
-	last *activity // nil when dev is nil
+	dev *Device
+	cred
 }
 
 // device returns a copy of the cached device with its latest activity.
@@ -273,9 +272,35 @@ func (e *deviceEntry) device() Device {
 }
 
 type moduleEntry struct {
-	mod  *Module
+	mod *Module
+	cred
+}
+
+// cred is what a cached device or module entry keeps besides the identity
+// itself: its decoded keys and its activity time.
+type cred struct {
+	key  SymmetricKey // what keys were decoded from
 	keys keyPair
-	last *activity // nil when mod is nil
+	last *activity // nil for a deleted identity
+}
+
+// renew sets c for an identity with key and lastActivity that replaces
+// old (nil: none, or a deleted one). The decoded keys, with their pools of
+// HMACs, carry over when the keys did not change, and the activity time
+// carries over from a live entry, so that a Touch racing a write is kept.
+func (c *cred) renew(old *cred, key SymmetricKey, lastActivity time.Time) {
+	c.key = key
+	if old != nil && old.last != nil && old.key == key {
+		c.keys = old.keys
+	} else {
+		c.keys, _ = decodeKeys(key.PrimaryKey, key.SecondaryKey)
+	}
+	if old != nil && old.last != nil {
+		c.last = old.last
+		c.last.touch(lastActivity)
+	} else {
+		c.last = newActivity(lastActivity)
+	}
 }
 
 // module returns a copy of the cached module with its latest activity.
@@ -380,8 +405,8 @@ func (r *Registry) device(ctx context.Context, id string) (*deviceEntry, error) 
 				}
 				return nil, err
 			}
-			keys, _ := decodeKeys(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
-			e := &deviceEntry{dev: &d, keys: keys, last: newActivity(d.LastActivityTime)}
+			e := &deviceEntry{dev: &d}
+			e.renew(nil, d.Authentication.SymmetricKey, d.LastActivityTime)
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.devices[id]; old != nil {
@@ -426,8 +451,8 @@ func (r *Registry) module(ctx context.Context, id, mid string) (*moduleEntry, er
 				}
 				return nil, err
 			}
-			keys, _ := decodeKeys(m.Authentication.SymmetricKey.PrimaryKey, m.Authentication.SymmetricKey.SecondaryKey)
-			e := &moduleEntry{mod: &m, keys: keys, last: newActivity(m.LastActivityTime)}
+			e := &moduleEntry{mod: &m}
+			e.renew(nil, m.Authentication.SymmetricKey, m.LastActivityTime)
 			r.cmu.Lock()
 			defer r.cmu.Unlock()
 			if old := r.modules[k]; old != nil {
@@ -493,31 +518,23 @@ func (r *Registry) rememberMissing(k [2]string) {
 }
 
 // cacheDevice replaces the cached entry of id; dev nil marks it deleted.
-// The decoded keys, with their pools of HMACs, carry over when the keys
-// did not change, and the activity time carries over from a live entry.
 func (r *Registry) cacheDevice(id string, dev *Device) {
 	e := &deviceEntry{dev: dev}
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	delete(r.missing, [2]string{id, ""})
 	if dev != nil {
-		k := dev.Authentication.SymmetricKey
-		old := r.devices[id]
-		if old != nil && old.dev != nil && old.dev.Authentication.SymmetricKey == k {
-			e.keys = old.keys
-		} else {
-			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
+		var old *cred
+		if o := r.devices[id]; o != nil {
+			old = &o.cred
 		}
-		if old != nil && old.dev != nil {
-			e.last = old.last
-			e.last.touch(dev.LastActivityTime)
-		} else {
-			e.last = newActivity(dev.LastActivityTime)
-		}
+		e.renew(old, dev.Authentication.SymmetricKey, dev.LastActivityTime)
 	}
 	r.devices[id] = e
 }
 
+// cacheModule replaces the cached entry of a module; mod nil marks it
+// deleted.
 func (r *Registry) cacheModule(id, mid string, mod *Module) {
 	e := &moduleEntry{mod: mod}
 	key := [2]string{id, mid}
@@ -525,19 +542,11 @@ func (r *Registry) cacheModule(id, mid string, mod *Module) {
 	defer r.cmu.Unlock()
 	delete(r.missing, key)
 	if mod != nil {
-		k := mod.Authentication.SymmetricKey
-		old := r.modules[key]
-		if old != nil && old.mod != nil && old.mod.Authentication.SymmetricKey == k {
-			e.keys = old.keys
-		} else {
-			e.keys, _ = decodeKeys(k.PrimaryKey, k.SecondaryKey)
+		var old *cred
+		if o := r.modules[key]; o != nil {
+			old = &o.cred
 		}
-		if old != nil && old.mod != nil {
-			e.last = old.last
-			e.last.touch(mod.LastActivityTime)
-		} else {
-			e.last = newActivity(mod.LastActivityTime)
-		}
+		e.renew(old, mod.Authentication.SymmetricKey, mod.LastActivityTime)
 	}
 	r.modules[key] = e
 }
