@@ -430,6 +430,12 @@ func (d *Delivery) Wake() {
 	}
 }
 
+// Retention returns how long the delivery keeps an undelivered message:
+// DeliveryConfig.Retention with its default filled in; negative means
+// forever. A store trimming the stream sooner drops messages the delivery
+// would still send (counted as DropRetention).
+func (d *Delivery) Retention() time.Duration { return d.cfg.Retention }
+
 // Health returns the endpoint's current health.
 func (d *Delivery) Health() Health {
 	d.mu.Lock()

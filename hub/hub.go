@@ -224,8 +224,10 @@ func (h *Hub) start(ctx context.Context) error {
 	if err := h.q.SetRetention(EventsStream, queue.Retention{MaxAge: h.cfg.Retention}); err != nil {
 		return fmt.Errorf("hub: set retention of %s: %w", EventsStream, err)
 	}
-	for _, e := range h.cfg.Endpoints {
-		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: storeRetention(e.Delivery)}); err != nil {
+	for i, e := range h.cfg.Endpoints {
+		// The store keeps a message as long as its delivery may still send
+		// it; a delivery that keeps messages forever gets no age limit.
+		if err := h.q.SetRetention(e.Name, queue.Retention{MaxAge: max(h.deliveries[i].Retention(), 0)}); err != nil {
 			return fmt.Errorf("hub: set retention of %s: %w", e.Name, err)
 		}
 	}
@@ -287,22 +289,6 @@ func (h *Hub) deliver(d *endpoint.Delivery) {
 			wait = time.Second
 		}
 	}
-}
-
-// storeRetention is the store retention of an endpoint's stream: as long
-// as its delivery may still send a message (DeliveryConfig.Retention, with
-// the delivery's defaults), so that the store never trims one first; 0, no
-// age limit, for a delivery that keeps messages forever.
-func storeRetention(dc endpoint.DeliveryConfig) time.Duration {
-	switch {
-	case dc.Retention < 0:
-		return 0
-	case dc.Retention > 0:
-		return dc.Retention
-	case dc.RetryPeriod > 0:
-		return dc.RetryPeriod
-	}
-	return time.Hour
 }
 
 // Shutdown stops the hub gracefully: it shuts the brokers down (they let
