@@ -111,17 +111,10 @@ func (s *Handler) receiveFeedback(w http.ResponseWriter, r *http.Request, _ []st
 	return nil
 }
 
-// lockToken returns a lock token taken from a path segment without the
-// quotes of the ETag it came in, as a client may paste it with them.
-func lockToken(seg string) string {
-	if len(seg) >= 2 && seg[0] == '"' && seg[len(seg)-1] == '"' {
-		return seg[1 : len(seg)-1]
-	}
-	return seg
-}
-
 func (s *Handler) completeFeedback(w http.ResponseWriter, r *http.Request, args []string) error {
-	if err := s.h.CompleteFeedback(r.Context(), lockToken(args[0])); err != nil {
+	// The lock token is the feedback's ETag, which a client may paste with
+	// its quotes.
+	if err := s.h.CompleteFeedback(r.Context(), unquote(args[0])); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -129,7 +122,7 @@ func (s *Handler) completeFeedback(w http.ResponseWriter, r *http.Request, args 
 }
 
 func (s *Handler) abandonFeedback(w http.ResponseWriter, r *http.Request, args []string) error {
-	if err := s.h.AbandonFeedback(r.Context(), lockToken(args[0])); err != nil {
+	if err := s.h.AbandonFeedback(r.Context(), unquote(args[0])); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

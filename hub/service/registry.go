@@ -18,10 +18,14 @@ const maxDeviceJSON = 64 << 10
 
 // ifMatch returns the If-Match header without the quotes of an ETag.
 func ifMatch(r *http.Request) string {
-	v := strings.TrimSpace(r.Header.Get("If-Match"))
-	v = strings.TrimPrefix(v, "W/")
+	return unquote(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"))
+}
+
+// unquote returns an ETag's value without its quotes; a value sent
+// without them comes back as it is.
+func unquote(v string) string {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
+		return v[1 : len(v)-1]
 	}
 	return v
 }
