@@ -71,7 +71,7 @@ type Hub struct {
 	router        route.Router
 	enricher      route.Enricher       // nil when router is not one
 	streams       map[string]bool      // the endpoint streams: events and each custom endpoint
-	unknownWarned sync.Map             // endpoint name → *atomic.Int64: unix nanoseconds of the last warning that a route names it
+	unknownWarned sync.Map             // endpoint name → *throttle.Gate of the warnings that a route names it
 	deliveries    []*endpoint.Delivery // made by New
 	store         *storeRef            // the deliveries' store, set by Start
 	delivering    sync.WaitGroup       // the delivery loops, joined by Shutdown before it cancels the rest

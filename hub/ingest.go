@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/hubkit/hubkit"
 	"github.com/hubkit/hubkit/auth"
+	"github.com/hubkit/hubkit/internal/throttle"
 	"github.com/hubkit/hubkit/queue"
 	"github.com/hubkit/hubkit/route"
 )
@@ -109,10 +109,8 @@ func (h *Hub) route(ctx context.Context, source route.Source, m *hubkit.Message)
 // endpoint name is due, at most one a minute per endpoint, and claims it:
 // a router sending every message there must not flood the log.
 func (h *Hub) warnUnknown(name string) bool {
-	v, _ := h.unknownWarned.LoadOrStore(name, new(atomic.Int64))
-	last := v.(*atomic.Int64)
-	now, prev := h.cfg.Clock.Now().UnixNano(), last.Load()
-	return (prev == 0 || now-prev >= int64(time.Minute)) && last.CompareAndSwap(prev, now)
+	g, _ := h.unknownWarned.LoadOrStore(name, new(throttle.Gate))
+	return g.(*throttle.Gate).Allow(h.cfg.Clock.Now(), time.Minute)
 }
 
 // enqueue hands entries to the committer. A message routed nowhere is

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit"
+	"github.com/hubkit/hubkit/internal/throttle"
 )
 
 // A Source is what a route listens to: device telemetry or one kind of
@@ -176,8 +177,8 @@ type Table struct {
 	cur  atomic.Pointer[compiled]
 	envs sync.Pool // of *env
 
-	lastUndefined atomic.Int64 // unix nanoseconds of the last report
-	lastError     atomic.Int64
+	undefinedLog throttle.Gate // reports of routes whose query read undefined
+	errorLog     throttle.Gate // reports of $body or $twin read errors
 }
 
 var (
@@ -438,11 +439,11 @@ func (t *Table) Route(ctx context.Context, source Source, m *hubkit.Message) ([]
 // undefined and a body or twin that could not be read, as IoT Hub's
 // UndefinedRouteEvaluation and RouteEvaluationError.
 func (t *Table) report(ctx context.Context, e *env, undefinedRoute string) {
-	if undefinedRoute != "" && t.due(&t.lastUndefined) {
+	if undefinedRoute != "" && t.undefinedLog.Allow(t.now(), time.Minute) {
 		t.log.LogAttrs(ctx, slog.LevelInfo, "UndefinedRouteEvaluation: condition is undefined, message not routed by it",
 			slog.String("route", undefinedRoute), slog.String("device_id", e.m.System.ConnectionDeviceID))
 	}
-	if (e.bodyErr || e.twinErr != nil) && t.due(&t.lastError) {
+	if (e.bodyErr || e.twinErr != nil) && t.errorLog.Allow(t.now(), time.Minute) {
 		attrs := []slog.Attr{slog.String("device_id", e.m.System.ConnectionDeviceID)}
 		if e.twinErr != nil {
 			attrs = append(attrs, slog.Any("err", e.twinErr))
@@ -451,13 +452,6 @@ func (t *Table) report(ctx context.Context, e *env, undefinedRoute string) {
 		}
 		t.log.LogAttrs(ctx, slog.LevelWarn, "RouteEvaluationError: $body or $twin read as undefined", attrs...)
 	}
-}
-
-// due reports whether a minute has passed since *last, and claims it.
-func (t *Table) due(last *atomic.Int64) bool {
-	now := t.now().UnixNano()
-	prev := last.Load()
-	return now-prev >= int64(time.Minute) && last.CompareAndSwap(prev, now)
 }
 
 // Enrich returns m with the enrichments of endpoint applied, as a copy
